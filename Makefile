@@ -1,0 +1,59 @@
+# seg-pipeline: `make demo` (set up, generate 30 days, run the pipeline), `make test`, `make ui`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export SEG_DATA_DIR ?= $(CURDIR)/data
+KEY_FILE := $(SEG_DATA_DIR)/.pseudonymisation_key
+DEMO_CUSTOMERS ?= 5000
+DEMO_DAYS ?= 30
+UI_PORT ?= 3000
+
+.PHONY: setup demo test lint format ui bench clean
+
+# The environment is installed from the lock file (exact versions) with uv; the stamp file
+# re-runs the install when the lock file or pyproject changes.
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+# A random key for the keyed hash of personal data, created once and kept out of git.
+$(KEY_FILE):
+	mkdir -p $(SEG_DATA_DIR)
+	umask 077; $(PYTHON) -c "import secrets; print(secrets.token_hex(32))" > $@
+
+demo: setup $(KEY_FILE)
+	SEG_PSEUDONYMISATION_KEY=$$(cat $(KEY_FILE)) $(BIN)/python -m seg_pipeline.demo \
+		--days $(DEMO_DAYS) --customers $(DEMO_CUSTOMERS)
+
+test: setup lint
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+ui: setup $(KEY_FILE)
+	SEG_PSEUDONYMISATION_KEY=$$(cat $(KEY_FILE)) $(BIN)/dagster dev -w workspace.yaml \
+		-p $(UI_PORT)
+
+bench: setup
+	$(BIN)/python -m benchmarks.bench_ingest
+
+clean:
+	rm -rf $(SEG_DATA_DIR) $(DAGSTER_HOME)

@@ -1,0 +1,162 @@
+"""Benchmark: generate and stage one day at scale; wall time and peak memory per step.
+
+Each step runs in a child process of its own so its peak resident memory is its own
+(``os.wait4`` reports the child's ``ru_maxrss``). Results are printed and appended to
+``benchmarks/results/ingest.jsonl``.
+
+    python -m benchmarks.bench_ingest [--customers 100000] [--web-events 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+DAY = date(2026, 1, 1)
+RESULTS = Path(__file__).parent / "results" / "ingest.jsonl"
+STEPS = [
+    "raw_crm_customers",
+    "raw_orders",
+    "raw_web_events",
+    "raw_reviews",
+    "raw_campaign_sends",
+    "stg_crm_customers",
+    "customer_pii",
+    "stg_orders",
+    "stg_web_events",
+    "stg_reviews",
+    "stg_campaign_sends",
+]
+
+
+def _child(step: str, customers: int, web_events: int) -> None:
+    """Run one step in this process (the parent measures it)."""
+    from seg_pipeline.settings import Settings
+
+    settings = Settings.from_env()
+    started = time.perf_counter()
+    if step == "generate":
+        from seg_pipeline.generator import GeneratorConfig, generate
+
+        generate(
+            GeneratorConfig(
+                landing_dir=settings.landing_dir,
+                truth_dir=settings.truth_dir,
+                start_date=DAY,
+                end_date=DAY,
+                n_customers=customers,
+                seed=42,
+                messiness=0.02,
+                web_events_per_day=web_events,
+            )
+        )
+    else:
+        from dagster import AssetKey, DagsterInstance, materialize
+
+        from seg_pipeline.definitions import build_definitions
+
+        defs = build_definitions(settings)
+        asset = defs.resolve_assets_def(AssetKey(step))
+        result = materialize(
+            [asset],
+            partition_key=DAY.isoformat(),
+            instance=DagsterInstance.ephemeral(),
+            resources=defs.resources,
+        )
+        assert result.success, step
+    print(json.dumps({"seconds_in_step": time.perf_counter() - started}))
+
+
+def _measure(step: str, customers: int, web_events: int, env: dict[str, str]) -> dict:
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_ingest",
+            "--child",
+            step,
+            "--customers",
+            str(customers),
+            "--web-events",
+            str(web_events),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    out = proc.stdout.read() if proc.stdout else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"step {step} failed")
+    inner = json.loads(out.strip().splitlines()[-1])["seconds_in_step"]
+    return {
+        "step": step,
+        "seconds": round(inner, 2),
+        "seconds_with_startup": round(wall, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--web-events", type=int, default=1_000_000)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child, args.customers, args.web_events)
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="seg-bench-") as tmp:
+        env = {
+            **os.environ,
+            "SEG_DATA_DIR": tmp,
+            "SEG_PARTITIONS_START": DAY.isoformat(),
+            "SEG_PSEUDONYMISATION_KEY": os.environ.get("SEG_PSEUDONYMISATION_KEY", "bench-key"),
+        }
+        rows = [
+            _measure(step, args.customers, args.web_events, env) for step in ["generate", *STEPS]
+        ]
+        sizes = {
+            p.parent.name: p.stat().st_size for p in Path(tmp, "landing").glob("*/*") if p.is_file()
+        }
+    print(f"\nOne day at {args.customers:,} customers, {args.web_events:,} web events")
+    print(f"{'step':<22}{'seconds':>10}{'with start-up':>15}{'peak RSS MB':>13}")
+    for row in rows:
+        print(
+            f"{row['step']:<22}{row['seconds']:>10.2f}{row['seconds_with_startup']:>15.2f}"
+            f"{row['peak_rss_mb']:>13.1f}"
+        )
+    total = sum(r["seconds"] for r in rows)
+    print(f"{'total':<22}{total:>10.2f}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a", encoding="utf-8") as handle:
+        handle.write(
+            json.dumps(
+                {
+                    "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "machine": f"{platform.machine()} {os.cpu_count()} cpu",
+                    "customers": args.customers,
+                    "web_events": args.web_events,
+                    "file_bytes": sizes,
+                    "steps": rows,
+                }
+            )
+            + "\n"
+        )
+    print(f"\nappended to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

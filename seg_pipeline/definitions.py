@@ -1,0 +1,35 @@
+"""The code location: one Definitions object with every stage's assets, jobs and resources."""
+
+from __future__ import annotations
+
+from dagster import Definitions, EnvVar, in_process_executor
+
+from seg_pipeline.ingest.assets import build_raw_assets
+from seg_pipeline.ops.schedules import build_daily_job, build_daily_schedule
+from seg_pipeline.partitions import daily_partitions
+from seg_pipeline.resources import LandingZone, Warehouse
+from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV, Settings
+from seg_pipeline.staging.assets import build_staging_assets
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    """Everything Dagster needs, wired to ``settings``' paths."""
+    partitions_def = daily_partitions(settings.partitions_start)
+    daily_job = build_daily_job()
+    return Definitions(
+        assets=[*build_raw_assets(partitions_def), *build_staging_assets(partitions_def)],
+        jobs=[daily_job],
+        schedules=[build_daily_schedule(daily_job)],
+        resources={
+            "warehouse": Warehouse(
+                database=str(settings.warehouse_path),
+                pseudonymisation_key=EnvVar(PSEUDONYMISATION_KEY_ENV),
+            ),
+            "landing": LandingZone(landing_dir=str(settings.landing_dir)),
+        },
+        # DuckDB allows one writing process per file: the steps of a run share one process.
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions(Settings.from_env())

@@ -1,0 +1,77 @@
+"""raw_<source> assets, one per source, made by one factory."""
+
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    DailyPartitionsDefinition,
+    MaterializeResult,
+    asset,
+)
+
+from seg_pipeline.assets_common import (
+    OWNERS,
+    SINGLE_RUN,
+    WAREHOUSE_POOL,
+    days_between,
+    partition_dates,
+)
+from seg_pipeline.ingest.loaders import (
+    delete_window,
+    ensure_raw_tables,
+    load_file,
+    raw_table,
+)
+from seg_pipeline.metadata import window_metadata
+from seg_pipeline.resources import LandingZone, Warehouse, transaction
+from seg_pipeline.sources import SOURCES, Source
+
+
+def build_raw_asset(source: Source, partitions_def: DailyPartitionsDefinition) -> AssetsDefinition:
+    """The asset that loads ``source``'s daily files into ``raw_<source>``."""
+
+    @asset(
+        name=raw_table(source),
+        group_name="raw",
+        kinds={"duckdb", source.file_format},
+        owners=OWNERS,
+        partitions_def=partitions_def,
+        backfill_policy=SINGLE_RUN,
+        pool=WAREHOUSE_POOL,
+        description=(
+            f"{source.description} Loaded as delivered from "
+            f"`<landing>/{source.name}/<day>.{source.extension}` (text columns kept as text); "
+            "unparseable lines go to raw_load_rejects. Re-materializing a partition replaces "
+            "exactly that day's rows in one transaction; a missing file fails the run."
+        ),
+    )
+    def _raw(
+        context: AssetExecutionContext, warehouse: Warehouse, landing: LandingZone
+    ) -> MaterializeResult:
+        start, end = partition_dates(context)
+        results = []
+        with warehouse.connection() as conn, transaction(conn):
+            ensure_raw_tables(conn, source)
+            delete_window(conn, source, start, end)
+            for day in days_between(start, end):
+                results.append(load_file(conn, source, landing.path_for(source, day), day))
+            meta = window_metadata(conn, raw_table(source), "_partition_date", start, end)
+        rejected = sum(r.rows_rejected for r in results)
+        extra = sorted({c for r in results for c in r.extra_columns})
+        context.log.info(
+            f"{raw_table(source)}: {len(results)} file(s), "
+            f"{sum(r.rows_loaded for r in results)} rows, {rejected} rejected lines"
+        )
+        return MaterializeResult(
+            metadata={
+                **meta,
+                "files_loaded": len(results),
+                "rejected_lines": rejected,
+                "extra_columns_ignored": ", ".join(extra) or "none",
+            }
+        )
+
+    return _raw
+
+
+def build_raw_assets(partitions_def: DailyPartitionsDefinition) -> list[AssetsDefinition]:
+    return [build_raw_asset(source, partitions_def) for source in SOURCES]

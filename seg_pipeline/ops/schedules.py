@@ -1,0 +1,39 @@
+"""The daily job and its schedule: every morning, yesterday's partition."""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    ScheduleDefinition,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+)
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
+
+# Runs that write the warehouse carry this tag; dagster.yaml lets one such run go at a time.
+WAREHOUSE_RUN_TAG = {"seg/warehouse": "duckdb"}
+DAILY_SELECTION = AssetSelection.groups("raw", "staging", "privacy")
+
+
+def build_daily_job() -> UnresolvedAssetJobDefinition:
+    return define_asset_job(
+        name="daily_pipeline",
+        selection=DAILY_SELECTION,
+        tags=WAREHOUSE_RUN_TAG,
+        description="Load and stage one day (or, as a backfill, a range of days) of every source.",
+    )
+
+
+def build_daily_schedule(job: UnresolvedAssetJobDefinition) -> ScheduleDefinition:
+    """At 02:30 UTC, materialize the partition of the day that just ended."""
+    return build_schedule_from_partitioned_job(
+        job,
+        name="daily_pipeline_schedule",
+        hour_of_day=2,
+        minute_of_hour=30,
+        default_status=DefaultScheduleStatus.STOPPED,
+        tags=WAREHOUSE_RUN_TAG,
+    )

@@ -1,0 +1,53 @@
+"""Where things live and which knobs are set, read from the environment.
+
+Every path has a default inside the repository folder (ignored by git), so a fresh clone runs
+without any set-up; each can be moved with an environment variable:
+
+- ``SEG_DATA_DIR``: root of generated and loaded data (default ``<repo>/data``)
+- ``SEG_LANDING_DIR``: daily source files, ``<source>/<day>.<ext>`` (``$SEG_DATA_DIR/landing``)
+- ``SEG_TRUTH_DIR``: generator ground truth, never read by the pipeline (``$SEG_DATA_DIR/truth``)
+- ``SEG_WAREHOUSE``: the DuckDB warehouse file (``$SEG_DATA_DIR/warehouse.duckdb``)
+- ``SEG_PARTITIONS_START``: first daily partition (``2025-01-01``)
+- ``SEG_PSEUDONYMISATION_KEY``: secret key of the keyed hash of personal data; required to run,
+  never in the repository
+- ``DAGSTER_HOME``: the Dagster instance (the Makefile sets ``<repo>/.dagster_home``)
+
+Settings are read when definitions are built, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SQL_DIR = REPO_ROOT / "sql"
+EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+
+PSEUDONYMISATION_KEY_ENV = "SEG_PSEUDONYMISATION_KEY"
+DEFAULT_PARTITIONS_START = "2025-01-01"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Paths and run-wide knobs of one deployment."""
+
+    data_dir: Path
+    landing_dir: Path
+    truth_dir: Path
+    warehouse_path: Path
+    partitions_start: str
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read settings from ``environ`` (default: the process environment)."""
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("SEG_DATA_DIR") or REPO_ROOT / "data")
+        return cls(
+            data_dir=data_dir,
+            landing_dir=Path(env.get("SEG_LANDING_DIR") or data_dir / "landing"),
+            truth_dir=Path(env.get("SEG_TRUTH_DIR") or data_dir / "truth"),
+            warehouse_path=Path(env.get("SEG_WAREHOUSE") or data_dir / "warehouse.duckdb"),
+            partitions_start=env.get("SEG_PARTITIONS_START") or DEFAULT_PARTITIONS_START,
+        )

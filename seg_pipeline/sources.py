@@ -1,0 +1,124 @@
+"""The source systems and the files they deliver to the landing zone.
+
+This module is the contract between whatever writes landing files (the real exports, or
+:mod:`seg_pipeline.generator`) and the ``raw_*`` assets that load them.  Each source lands one
+file per day at ``<landing>/<source>/<YYYY-MM-DD>.<ext>``; the file for day D holds the rows the
+source system exported on D (rows that happened on D, plus late rows from earlier days).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source system: its name, file format and the columns its export must carry."""
+
+    name: str
+    file_format: str  # "csv", "jsonl" or "parquet"
+    columns: tuple[str, ...]
+    description: str
+    key: tuple[str, ...]
+
+    @property
+    def extension(self) -> str:
+        return self.file_format
+
+    def path_for(self, landing_dir: Path | str, day: date) -> Path:
+        """Where the file for ``day`` lands."""
+        return Path(landing_dir) / self.name / f"{day.isoformat()}.{self.extension}"
+
+
+CRM_CUSTOMERS = Source(
+    name="crm_customers",
+    file_format="csv",
+    columns=(
+        "customer_id",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "birth_date",
+        "gender",
+        "country",
+        "city",
+        "signup_date",
+        "marketing_consent",
+        "updated_at",
+    ),
+    description=(
+        "CRM change-data-capture export: new and changed customers of the day, one row per "
+        "customer version. updated_at is UTC without offset (YYYY-MM-DD HH:MM:SS)."
+    ),
+    key=("customer_id", "updated_at"),
+)
+
+ORDERS = Source(
+    name="orders",
+    file_format="csv",
+    columns=(
+        "order_id",
+        "line_number",
+        "customer_id",
+        "ordered_at",
+        "product_id",
+        "category",
+        "quantity",
+        "unit_price",
+        "discount",
+        "channel",
+        "status",
+    ),
+    description=(
+        "Shop order export, one row per order line; ordered_at is ISO-8601 local time with its "
+        "UTC offset; discount is the money taken off the line."
+    ),
+    key=("order_id", "line_number"),
+)
+
+WEB_EVENTS = Source(
+    name="web_events",
+    file_format="jsonl",
+    columns=(
+        "event_id",
+        "session_id",
+        "customer_id",
+        "anonymous_id",
+        "occurred_at",
+        "event_type",
+        "url",
+        "product_id",
+        "device",
+        "referrer",
+    ),
+    description=(
+        "Web analytics events as JSON lines; customer_id is null for anonymous visitors, who "
+        "carry an anonymous_id instead; occurred_at is ISO-8601 UTC with a Z suffix."
+    ),
+    key=("event_id",),
+)
+
+REVIEWS = Source(
+    name="reviews",
+    file_format="jsonl",
+    columns=("review_id", "customer_id", "product_id", "reviewed_at", "rating", "review_text"),
+    description="Product reviews as JSON lines; reviewed_at is ISO-8601 with UTC offset.",
+    key=("review_id",),
+)
+
+CAMPAIGN_SENDS = Source(
+    name="campaign_sends",
+    file_format="parquet",
+    columns=("campaign_id", "customer_id", "sent_at", "channel", "opened", "clicked", "converted"),
+    description=(
+        "Marketing platform send log as Parquet: one row per campaign message sent to a "
+        "customer, with what the customer did with it; sent_at is a UTC timestamp."
+    ),
+    key=("campaign_id", "customer_id"),
+)
+
+SOURCES: tuple[Source, ...] = (CRM_CUSTOMERS, ORDERS, WEB_EVENTS, REVIEWS, CAMPAIGN_SENDS)
+SOURCES_BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}

@@ -1,0 +1,1 @@
+"""stg_* assets: one SQL file under sql/staging/ per asset."""

@@ -1,0 +1,107 @@
+"""Shared fixtures: one generated month of small data per test session, warehouses per test."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, Definitions
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from seg_pipeline.definitions import build_definitions
+from seg_pipeline.generator import GenerationSummary, GeneratorConfig, generate
+from seg_pipeline.resources import Warehouse
+from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV, Settings
+
+MONTH_START = date(2026, 1, 1)
+MONTH_END = date(2026, 1, 31)
+TEST_KEY = "test-key-not-a-secret"
+
+
+@pytest.fixture(autouse=True)
+def _pseudonymisation_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PSEUDONYMISATION_KEY_ENV, TEST_KEY)
+
+
+@pytest.fixture(scope="session")
+def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, GenerationSummary]:
+    """A generated month (1,000 customers, default messiness) as landing files."""
+    root = tmp_path_factory.mktemp("month")
+    settings = Settings.from_env(
+        {
+            "SEG_DATA_DIR": str(root),
+            "SEG_WAREHOUSE": str(root / "unused.duckdb"),
+            "SEG_PARTITIONS_START": MONTH_START.isoformat(),
+        }
+    )
+    summary = generate(
+        GeneratorConfig(
+            landing_dir=settings.landing_dir,
+            truth_dir=settings.truth_dir,
+            start_date=MONTH_START,
+            end_date=MONTH_END,
+            n_customers=1000,
+            seed=7,
+            messiness=0.02,
+        )
+    )
+    return settings, summary
+
+
+def run_range(
+    defs: Definitions,
+    start: date,
+    end: date,
+    instance: DagsterInstance | None = None,
+    raise_on_error: bool = True,
+):
+    """Run the daily job over [start, end] as one single-run backfill, in process."""
+    job = defs.resolve_job_def("daily_pipeline")
+    return job.execute_in_process(
+        instance=instance or DagsterInstance.ephemeral(),
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
+            ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
+        },
+        raise_on_error=raise_on_error,
+    )
+
+
+@pytest.fixture(scope="session")
+def loaded_month(
+    month: tuple[Settings, GenerationSummary], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A warehouse file holding the whole month, built once; copy it before changing it."""
+    import os
+
+    os.environ.setdefault(PSEUDONYMISATION_KEY_ENV, TEST_KEY)
+    settings, _ = month
+    path = tmp_path_factory.mktemp("loaded") / "warehouse.duckdb"
+    result = run_range(
+        build_definitions(replace(settings, warehouse_path=path)), MONTH_START, MONTH_END
+    )
+    assert result.success
+    return path
+
+
+@pytest.fixture
+def settings(month: tuple[Settings, GenerationSummary], tmp_path: Path) -> Settings:
+    """The month's landing files with an empty warehouse of this test's own."""
+    return replace(month[0], warehouse_path=tmp_path / "warehouse.duckdb")
+
+
+@pytest.fixture
+def loaded_settings(settings: Settings, loaded_month: Path) -> Settings:
+    """Like ``settings`` but the warehouse starts as a copy of the loaded month."""
+    shutil.copy(loaded_month, settings.warehouse_path)
+    return settings
+
+
+def warehouse_for(settings: Settings) -> Warehouse:
+    return Warehouse(database=str(settings.warehouse_path), pseudonymisation_key=TEST_KEY)

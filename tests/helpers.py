@@ -1,0 +1,19 @@
+"""Small helpers the pipeline tests share."""
+
+from __future__ import annotations
+
+import duckdb
+
+
+def fingerprint(conn: duckdb.DuckDBPyConnection, table: str) -> tuple:
+    """Order-independent fingerprint of a table's content (load timestamps left out)."""
+    columns = [r[0] for r in conn.execute(f"DESCRIBE {table}").fetchall()]
+    kept = [f'sum(hash("{c}"))' for c in columns if c != "_loaded_at"]
+    return conn.execute(f"SELECT count(*), {', '.join(kept)} FROM {table}").fetchone()
+
+
+def duplicate_keys(conn: duckdb.DuckDBPyConnection, table: str, key: list[str]) -> int:
+    cols = ", ".join(key)
+    return conn.execute(
+        f"SELECT count(*) FROM (SELECT {cols} FROM {table} GROUP BY {cols} HAVING count(*) > 1)"
+    ).fetchone()[0]

@@ -1,0 +1,147 @@
+"""Loading single landing files: formats, rejects and clear errors, without Dagster."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from seg_pipeline.ingest.loaders import (
+    LandingFileError,
+    delete_window,
+    ensure_raw_tables,
+    load_file,
+)
+from seg_pipeline.resources import Warehouse, transaction
+from seg_pipeline.sources import CAMPAIGN_SENDS, ORDERS, REVIEWS, Source
+
+DAY = date(2026, 1, 3)
+ORDER_HEADER = ",".join(ORDERS.columns)
+GOOD_ORDER = "O1,1,C1,2026-01-03T14:22:10+01:00,P1,home,2,9.99,0.00,web,completed"
+
+
+def _load(tmp_path: Path, source: Source, content: bytes):
+    path = source.path_for(tmp_path / "landing", DAY)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    warehouse = Warehouse(database=str(tmp_path / "w.duckdb"), pseudonymisation_key="k")
+    with warehouse.connection() as conn, transaction(conn):
+        ensure_raw_tables(conn, source)
+        delete_window(conn, source, DAY, DAY)
+        result = load_file(conn, source, path, DAY)
+    return result, warehouse
+
+
+def test_csv_rows_are_loaded_as_text_with_their_origin(tmp_path: Path) -> None:
+    result, warehouse = _load(tmp_path, ORDERS, f"{ORDER_HEADER}\n{GOOD_ORDER}\n".encode())
+    assert result.rows_loaded == 1 and result.rows_rejected == 0
+    row = warehouse.query("SELECT * FROM raw_orders").row(0, named=True)
+    assert row["unit_price"] == "9.99"
+    assert row["_partition_date"] == DAY
+    assert row["_record_number"] == 2  # the line in the file, after the header
+    assert row["_source_file"].endswith("orders/2026-01-03.csv")
+
+
+def test_utf8_bom_does_not_hide_the_first_column(tmp_path: Path) -> None:
+    content = b"\xef\xbb\xbf" + f"{ORDER_HEADER}\n{GOOD_ORDER}\n".encode()
+    result, warehouse = _load(tmp_path, ORDERS, content)
+    assert result.rows_loaded == 1
+    assert warehouse.query("SELECT order_id FROM raw_orders").item() == "O1"
+
+
+def test_malformed_csv_line_is_rejected_with_line_and_kept_text(tmp_path: Path) -> None:
+    bad = "O2,1,C2,2026-01-03T10:00:00+00:00,P1,home,1"  # too few fields
+    content = f"{ORDER_HEADER}\n{GOOD_ORDER}\n{bad}\n{GOOD_ORDER.replace('O1', 'O3')}\n"
+    result, warehouse = _load(tmp_path, ORDERS, content.encode())
+    assert result.rows_loaded == 2 and result.rows_rejected == 1
+    reject = warehouse.query("SELECT * FROM raw_load_rejects").row(0, named=True)
+    assert reject["line_number"] == 3
+    assert reject["raw_line"].startswith("O2,1,C2")
+    assert reject["error_type"] == "MISSING COLUMNS"
+
+
+def test_non_utf8_bytes_are_rejected_not_lost(tmp_path: Path) -> None:
+    bad = b"O2,1,C2,2026-01-03T10:00:00+00:00,P1,caf\xe9,1,1.00,0,web,completed"
+    content = f"{ORDER_HEADER}\n{GOOD_ORDER}\n".encode() + bad + b"\n"
+    result, warehouse = _load(tmp_path, ORDERS, content)
+    assert result.rows_loaded == 1 and result.rows_rejected == 1
+    assert warehouse.query("SELECT line_number FROM raw_load_rejects").item() == 3
+
+
+def test_missing_required_column_names_file_and_column(tmp_path: Path) -> None:
+    header = ORDER_HEADER.replace(",unit_price", "")
+    with pytest.raises(LandingFileError, match=r"orders/2026-01-03\.csv.*unit_price"):
+        _load(tmp_path, ORDERS, f"{header}\nO1\n".encode())
+
+
+def test_extra_column_is_reported_and_ignored(tmp_path: Path) -> None:
+    content = f"{ORDER_HEADER},loyalty_tier\n{GOOD_ORDER},gold\n"
+    result, warehouse = _load(tmp_path, ORDERS, content.encode())
+    assert result.extra_columns == ["loyalty_tier"]
+    assert "loyalty_tier" not in warehouse.query("SELECT * FROM raw_orders").columns
+
+
+def test_missing_and_empty_files_fail_clearly(tmp_path: Path) -> None:
+    warehouse = Warehouse(database=str(tmp_path / "w.duckdb"), pseudonymisation_key="k")
+    path = ORDERS.path_for(tmp_path, DAY)
+    with warehouse.connection() as conn:
+        ensure_raw_tables(conn, ORDERS)
+        with pytest.raises(LandingFileError, match=r"missing.*orders/2026-01-03\.csv"):
+            load_file(conn, ORDERS, path, DAY)
+    with pytest.raises(LandingFileError, match="empty"):
+        _load(tmp_path, ORDERS, b"")
+
+
+def test_json_lines_keep_valid_objects_and_reject_broken_lines(tmp_path: Path) -> None:
+    good = (
+        '{"review_id":"R1","customer_id":"C1","product_id":"P1",'
+        '"reviewed_at":"2026-01-03T10:00:00+01:00","rating":5,"review_text":"Great, \\"really\\""}'
+    )
+    content = "\n".join([good, '{"review_id":"R2",', "[1, 2]", good.replace("R1", "R3")]) + "\n"
+    result, warehouse = _load(tmp_path, REVIEWS, content.encode())
+    assert result.rows_loaded == 2 and result.rows_rejected == 2
+    rows = warehouse.query("SELECT review_id, rating, review_text FROM raw_reviews ORDER BY 1")
+    assert rows.to_dicts()[0] == {
+        "review_id": "R1",
+        "rating": "5",
+        "review_text": 'Great, "really"',
+    }
+    lines = warehouse.query("SELECT line_number FROM raw_load_rejects ORDER BY 1")
+    assert lines["line_number"].to_list() == [2, 3]
+
+
+def _sends_frame(**overrides: pl.Series) -> pl.DataFrame:
+    frame = pl.DataFrame(
+        {
+            "campaign_id": ["CMP1", "CMP1"],
+            "customer_id": ["C1", "C2"],
+            "sent_at": pl.Series(
+                ["2026-01-03 09:00:00", "2026-01-03 09:00:01"], dtype=pl.String
+            ).str.to_datetime(time_zone="UTC"),
+            "channel": ["email", "sms"],
+            "opened": [True, False],
+            "clicked": [False, False],
+            "converted": [False, False],
+        }
+    )
+    return frame.with_columns(**overrides)
+
+
+def test_parquet_is_loaded_in_declared_types(tmp_path: Path) -> None:
+    path = tmp_path / "sends.parquet"
+    _sends_frame().write_parquet(path)
+    result, warehouse = _load(tmp_path, CAMPAIGN_SENDS, path.read_bytes())
+    assert result.rows_loaded == 2
+    row = warehouse.query("SELECT * FROM raw_campaign_sends ORDER BY customer_id").row(
+        0, named=True
+    )
+    assert row["opened"] is True and row["_record_number"] == 1
+
+
+def test_parquet_with_changed_type_fails_naming_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "sends.parquet"
+    _sends_frame(opened=pl.Series(["yes", "no"])).write_parquet(path)
+    with pytest.raises(LandingFileError, match="column opened has type VARCHAR, expected BOOLEAN"):
+        _load(tmp_path, CAMPAIGN_SENDS, path.read_bytes())

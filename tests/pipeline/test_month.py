@@ -1,0 +1,229 @@
+"""Every raw and staging asset on a generated month, through Dagster, on a real DuckDB file."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pytest
+
+from seg_pipeline.definitions import build_definitions
+from seg_pipeline.settings import Settings
+from seg_pipeline.sources import SOURCES
+from tests.conftest import MONTH_START, TEST_KEY, run_range, warehouse_for
+from tests.helpers import duplicate_keys, fingerprint
+
+STAGING_KEYS = {
+    "stg_crm_customers": ["arrival_date", "customer_id"],
+    "restricted.customer_pii": ["arrival_date", "customer_id"],
+    "stg_orders": ["arrival_date", "order_id", "line_number"],
+    "stg_web_events": ["arrival_date", "event_id"],
+    "stg_reviews": ["arrival_date", "review_id"],
+    "stg_campaign_sends": ["arrival_date", "campaign_id", "customer_id"],
+}
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
+
+
+@pytest.fixture
+def conn(loaded_month) -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect(str(loaded_month), read_only=True)
+    yield connection
+    connection.close()
+
+
+def test_every_day_of_every_source_is_loaded(conn: duckdb.DuckDBPyConnection, month) -> None:
+    _, summary = month
+    for source in SOURCES:
+        days_with_rows = {d for d, n in summary.rows[source.name].items() if n > 0}
+        assert len(days_with_rows) >= 25, source.name
+        loaded = conn.execute(f"SELECT DISTINCT _partition_date FROM raw_{source.name}").fetchall()
+        assert {r[0] for r in loaded} == days_with_rows, source.name
+    for table in STAGING_KEYS:
+        days = conn.execute(f"SELECT count(DISTINCT arrival_date) FROM {table}").fetchone()[0]
+        assert days >= 25, table
+
+
+def test_raw_rows_match_the_landing_files_line_for_line(
+    conn: duckdb.DuckDBPyConnection, month
+) -> None:
+    settings, _ = month
+    for source in SOURCES:
+        if source.file_format == "parquet":
+            expected = conn.execute(
+                "SELECT count(*) FROM read_parquet($glob)",
+                {"glob": str(settings.landing_dir / source.name / "*.parquet")},
+            ).fetchone()[0]
+        else:
+            expected = 0
+            for path in sorted((settings.landing_dir / source.name).glob("*")):
+                lines = path.read_bytes().count(b"\n")
+                expected += lines - (1 if source.file_format == "csv" else 0)
+        loaded = conn.execute(f"SELECT count(*) FROM raw_{source.name}").fetchone()[0]
+        rejected = conn.execute(
+            "SELECT count(*) FROM raw_load_rejects WHERE source = $s", {"s": source.name}
+        ).fetchone()[0]
+        # Every delivered line is either a raw row or a reject: nothing is lost.
+        assert loaded + rejected == expected, source.name
+
+
+def test_malformed_lines_are_rejected_with_file_and_line(
+    conn: duckdb.DuckDBPyConnection, month
+) -> None:
+    _, summary = month
+    for source in SOURCES:
+        rejected = conn.execute(
+            "SELECT count(*) FROM raw_load_rejects WHERE source = $s", {"s": source.name}
+        ).fetchone()[0]
+        assert rejected == summary.mess[source.name]["malformed_line"], source.name
+    rejects = conn.execute(
+        "SELECT source, _source_file, line_number, raw_line FROM raw_load_rejects"
+    ).fetchall()
+    assert {r[0] for r in rejects} >= {"orders", "web_events"}
+    for source, path, line, raw_line in rejects:
+        assert path.endswith(tuple(f".{s.extension}" for s in SOURCES))
+        assert line >= 1 and raw_line, (source, path)
+
+
+def test_staging_has_no_duplicate_keys_but_raw_had_some(conn: duckdb.DuckDBPyConnection) -> None:
+    for table, key in STAGING_KEYS.items():
+        assert duplicate_keys(conn, table, key) == 0, table
+    assert duplicate_keys(conn, "raw_web_events", ["_partition_date", "event_id"]) > 0
+    assert duplicate_keys(conn, "raw_orders", ["_partition_date", "order_id", "line_number"]) > 0
+
+
+def test_late_rows_keep_their_real_day(conn: duckdb.DuckDBPyConnection) -> None:
+    for table, date_col in (
+        ("stg_orders", "order_date"),
+        ("stg_web_events", "event_date"),
+        ("stg_reviews", "review_date"),
+    ):
+        late, too_early, bad_flag = conn.execute(
+            f"""SELECT count(*) FILTER (WHERE is_late),
+                       count(*) FILTER (WHERE is_late AND {date_col} < arrival_date - 7),
+                       count(*) FILTER (WHERE is_late <> ({date_col} < arrival_date))
+                FROM {table}"""
+        ).fetchone()
+        assert late > 0 and too_early == 0 and bad_flag == 0, table
+
+
+def test_timestamps_are_converted_to_utc(conn: duckdb.DuckDBPyConnection) -> None:
+    rows = conn.execute(
+        """SELECT r.ordered_at, s.ordered_at
+           FROM raw_orders r JOIN stg_orders s
+             ON s.order_id = r.order_id AND s.line_number = try_cast(r.line_number AS INTEGER)
+            AND s.arrival_date = r._partition_date
+           WHERE r.ordered_at LIKE '%+0%' OR r.ordered_at LIKE '%-0%'
+           LIMIT 200"""
+    ).fetchall()
+    assert rows
+    for text, staged in rows:
+        parsed = datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
+        assert staged == parsed
+
+
+def test_personal_data_is_pseudonymised_outside_the_restricted_table(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    stg_columns = {r[0] for r in conn.execute("DESCRIBE stg_crm_customers").fetchall()}
+    assert not stg_columns & {"email", "phone", "first_name", "last_name", "birth_date"}
+    pairs = conn.execute(
+        """SELECT p.email, s.email_hash FROM restricted.customer_pii p
+           JOIN stg_crm_customers s USING (customer_id, arrival_date)
+           WHERE p.email IS NOT NULL LIMIT 50"""
+    ).fetchall()
+    assert pairs
+    for email, email_hash in pairs:
+        assert email_hash == hmac.new(TEST_KEY.encode(), email.encode(), "sha256").hexdigest()
+    for table in ("stg_crm_customers", "stg_orders", "stg_reviews"):
+        text = str(conn.execute(f"SELECT * FROM {table} LIMIT 500").fetchall())
+        assert not EMAIL.search(text), table
+    assert hashlib  # keyed hash differs from a plain one:
+    assert pairs[0][1] != hashlib.sha256(pairs[0][0].encode()).hexdigest()
+
+
+def test_unknown_customers_are_flagged(conn: duckdb.DuckDBPyConnection) -> None:
+    unknown = conn.execute(
+        """SELECT count(*) FROM stg_orders o
+           WHERE NOT is_known_customer
+             AND customer_id IN (SELECT customer_id FROM stg_crm_customers)
+             AND customer_id IN (
+                 SELECT customer_id FROM stg_crm_customers c WHERE c.arrival_date <= o.arrival_date)
+        """
+    ).fetchone()[0]
+    assert unknown == 0
+    assert (
+        conn.execute("SELECT count(*) FROM stg_orders WHERE NOT is_known_customer").fetchone()[0]
+        > 0
+    )
+
+
+def test_rematerializing_a_partition_gives_the_same_tables(loaded_settings: Settings) -> None:
+    warehouse = warehouse_for(loaded_settings)
+    tables = [f"raw_{s.name}" for s in SOURCES] + list(STAGING_KEYS)
+    with warehouse.connection() as c:
+        before = {t: fingerprint(c, t) for t in tables}
+    day = MONTH_START + timedelta(days=14)
+    result = run_range(build_definitions(loaded_settings), day, day)
+    assert result.success
+    with warehouse.connection() as c:
+        after = {t: fingerprint(c, t) for t in tables}
+        for table, key in STAGING_KEYS.items():
+            assert duplicate_keys(c, table, key) == 0
+    assert after == before
+
+
+def test_a_missing_file_fails_and_leaves_the_warehouse_as_it_was(
+    loaded_settings: Settings, tmp_path
+) -> None:
+    import shutil
+    from dataclasses import replace
+
+    landing = tmp_path / "landing"
+    shutil.copytree(loaded_settings.landing_dir, landing)
+    day = MONTH_START + timedelta(days=20)
+    (landing / "orders" / f"{day.isoformat()}.csv").unlink()
+    settings = replace(loaded_settings, landing_dir=landing)
+    warehouse = warehouse_for(settings)
+    with warehouse.connection() as c:
+        before = {t: fingerprint(c, t) for t in ("raw_orders", "stg_orders")}
+    result = run_range(
+        build_definitions(settings), day - timedelta(days=1), day, raise_on_error=False
+    )
+    assert not result.success
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = str(failure[0].event_specific_data.error)
+    assert f"orders/{day.isoformat()}.csv" in message and "missing" in message
+    with warehouse.connection() as c:
+        assert {t: fingerprint(c, t) for t in ("raw_orders", "stg_orders")} == before
+
+
+def test_metadata_has_counts_schema_and_no_personal_data(month, tmp_path) -> None:
+    from dataclasses import replace
+
+    settings = replace(month[0], warehouse_path=tmp_path / "w.duckdb")
+    end = MONTH_START + timedelta(days=1)
+    result = run_range(build_definitions(settings), MONTH_START, end)
+    warehouse = warehouse_for(settings)
+    emails = set(warehouse.query("SELECT email FROM restricted.customer_pii")["email"])
+    seen = set()
+    for event in result.all_events:
+        if event.event_type_value != "ASSET_MATERIALIZATION":
+            continue
+        materialization = event.event_specific_data.materialization
+        meta = materialization.metadata
+        table = meta["dagster/table_name"].value
+        column = "_partition_date" if "raw_" in table else "arrival_date"
+        expected = warehouse.query(
+            f"SELECT count(*) AS n FROM {table} WHERE {column} BETWEEN $s AND $e",
+            {"s": MONTH_START, "e": end},
+        ).item()
+        assert meta["dagster/row_count"].value == expected
+        assert meta["dagster/column_schema"].value.columns
+        text = str(meta)
+        assert not any(e and e in text for e in emails)
+        assert not EMAIL.search(text)
+        seen.add(materialization.asset_key.to_user_string())
+    assert len(seen) == 11
