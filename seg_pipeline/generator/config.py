@@ -1,0 +1,93 @@
+"""Configuration and run summary of the landing-file generator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """What world to simulate and where to write it.
+
+    Parameters
+    ----------
+    landing_dir
+        Root of the landing zone; files go to ``<landing_dir>/<source>/<YYYY-MM-DD>.<ext>``.
+    truth_dir
+        Where the planted ground truth is written (must not be inside ``landing_dir``).
+    start_date
+        Go-live: first simulated day; its CRM file is the full initial export.
+    end_date
+        Last simulated day (inclusive).
+    n_customers
+        Customers existing at ``start_date``; new sign-ups join daily on top.
+    seed
+        Seed of everything (catalogue, name pools, behaviour, mess).
+    messiness
+        Rate of each kind of data-quality problem; 0 gives clean files.
+    web_events_per_day
+        Optional target number of web events per day (browsing is scaled to hit it).
+    persona_shares
+        Optional ``(persona, share)`` pairs overriding the default persona mix at start.
+    """
+
+    landing_dir: Path
+    truth_dir: Path
+    start_date: date
+    end_date: date
+    n_customers: int = 1000
+    seed: int = 42
+    messiness: float = 0.02
+    web_events_per_day: int | None = None
+    persona_shares: tuple[tuple[str, float], ...] | None = None
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for inconsistent settings."""
+        if self.end_date < self.start_date:
+            raise ValueError("end_date must not be before start_date")
+        if self.n_customers < 1:
+            raise ValueError("n_customers must be at least 1")
+        if not 0.0 <= self.messiness <= 0.5:
+            raise ValueError("messiness must be between 0 and 0.5")
+        if self.web_events_per_day is not None and self.web_events_per_day < 0:
+            raise ValueError("web_events_per_day must be non-negative")
+        landing = Path(self.landing_dir).resolve()
+        truth = Path(self.truth_dir).resolve()
+        if truth == landing or landing in truth.parents:
+            raise ValueError("truth_dir must not be inside landing_dir")
+
+
+@dataclass
+class GenerationSummary:
+    """What :func:`generate` wrote.
+
+    Attributes
+    ----------
+    rows
+        Rows (lines, including planted duplicates, late and malformed rows) per source and day.
+    mess
+        Planted problems per source and kind (see :data:`MESS_KINDS`).
+    files
+        Every landing file written.
+    seconds
+        Wall-clock time of the run.
+    n_customers_total
+        Customers existing by ``end_date`` (initial plus sign-ups).
+    """
+
+    rows: dict[str, dict[date, int]] = field(default_factory=dict)
+    mess: dict[str, dict[str, int]] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    n_customers_total: int = 0
+
+    @property
+    def files_written(self) -> int:
+        """Number of landing files written."""
+        return len(self.files)
+
+    def total_rows(self, source: str) -> int:
+        """Rows written for ``source`` over all days."""
+        return sum(self.rows.get(source, {}).values())

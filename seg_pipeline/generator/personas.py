@@ -1,0 +1,204 @@
+"""Hidden customer personas and the per-customer parameters drawn from them.
+
+Each persona is a set of *distributions*, not fixed values: every customer draws its own purchase
+rate, drop-out probability, spend level, preferences and response rates from its persona's
+distributions, so the personas overlap the way real customer groups do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from seg_pipeline.generator.catalogue import CATEGORIES, CHANNELS, TOPICS
+
+
+@dataclass(frozen=True)
+class PersonaSpec:
+    """Distributions that define one hidden persona.
+
+    Rates are per day; ``*_mean`` / ``*_k`` pairs parameterise Gamma or Beta draws by their mean
+    and a concentration (higher = tighter around the mean).
+    """
+
+    name: str
+    share: float  # share of the population existing at start_date
+    signup_share: float  # share of the customers who sign up during the simulation
+    tenure_days: tuple[int, int]  # signup between these many days before start_date
+    lam_mean: float  # BG/NBD purchase rate (orders/day), Gamma across customers
+    lam_shape: float
+    p_a: float  # drop-out probability after each purchase ~ Beta(p_a, p_b)
+    p_b: float
+    spend_mean: float  # mean order value, Gamma across customers (Gamma-Gamma-like)
+    spend_shape: float
+    basket_lines: float  # mean number of order lines
+    category_tilt: tuple[float, ...]  # Dirichlet mean over CATEGORIES (normalised)
+    category_k: float
+    channel_mix: tuple[float, ...]  # Dirichlet mean over CHANNELS
+    channel_k: float
+    discount_mean: float  # probability an order uses a discount, Beta across customers
+    cancel_mean: float
+    return_mean: float
+    session_rate: float  # browsing sessions/day while alive, Gamma across customers
+    events_per_session: float
+    add_to_cart: float  # probability that a browsing event is an add-to-cart
+    open_mean: float  # campaign open / click-given-open / convert-given-click probabilities
+    click_mean: float
+    convert_mean: float
+    review_mean: float  # probability of reviewing a completed order
+    satisfaction: float  # mean star rating of the customer's experience
+    consent: float  # probability of marketing consent
+    topic_weights: tuple[float, ...]  # preferred review topics over TOPICS
+    age_mean: float
+
+
+def _p(*xs: float) -> tuple[float, ...]:
+    s = sum(xs)
+    return tuple(x / s for x in xs)
+
+
+# categories: electronics, fashion, home, beauty, sports, toys, grocery, books
+# channels: web, app, store, marketplace
+# topics: delivery, quality, price, service, size_fit, packaging
+DEFAULT_PERSONAS: tuple[PersonaSpec, ...] = (
+    PersonaSpec(
+        "loyal_high_value", 0.15, 0.05, (150, 1095), 0.09, 2.0, 1.0, 35.0, 115.0, 3.0, 2.4,
+        _p(1.2, 1.3, 1.6, 1.4, 1.0, 0.7, 1.8, 1.0), 6.0, _p(0.35, 0.35, 0.2, 0.1), 6.0,
+        0.15, 0.02, 0.05, 0.30, 5.0, 0.12, 0.33, 0.28, 0.22, 0.12, 4.3, 0.75,
+        _p(1.0, 2.5, 0.8, 1.0, 1.0, 1.0), 44.0,
+    ),
+    PersonaSpec(
+        "bargain_hunter", 0.20, 0.12, (20, 1095), 0.055, 2.0, 1.5, 16.0, 48.0, 2.5, 2.1,
+        _p(1.0, 1.8, 1.0, 1.0, 0.9, 1.3, 1.6, 0.8), 6.0, _p(0.35, 0.15, 0.1, 0.4), 6.0,
+        0.6, 0.03, 0.07, 0.35, 7.0, 0.10, 0.30, 0.32, 0.14, 0.08, 3.8, 0.70,
+        _p(1.0, 1.0, 2.8, 0.7, 1.0, 0.8), 39.0,
+    ),
+    PersonaSpec(
+        "new_customer", 0.15, 0.45, (0, 120), 0.045, 2.0, 1.2, 14.0, 70.0, 2.5, 1.6,
+        _p(1.0, 1.7, 1.0, 1.4, 1.0, 0.8, 1.0, 1.0), 6.0, _p(0.55, 0.2, 0.15, 0.1), 6.0,
+        0.35, 0.03, 0.08, 0.30, 6.0, 0.10, 0.38, 0.22, 0.12, 0.10, 4.0, 0.60,
+        _p(2.0, 1.8, 1.0, 1.0, 1.0, 1.2), 35.0,
+    ),
+    PersonaSpec(
+        "browser", 0.20, 0.15, (14, 1095), 0.012, 1.8, 1.2, 8.0, 60.0, 2.5, 1.3,
+        _p(1.8, 1.7, 1.1, 0.9, 1.1, 0.8, 0.5, 1.1), 6.0, _p(0.6, 0.2, 0.1, 0.1), 6.0,
+        0.2, 0.04, 0.12, 0.75, 8.5, 0.05, 0.24, 0.28, 0.04, 0.15, 3.7, 0.55,
+        _p(1.0, 2.0, 1.2, 1.0, 2.0, 1.0), 33.0,
+    ),
+    PersonaSpec(
+        "lapsing", 0.15, 0.05, (120, 1095), 0.05, 2.0, 3.0, 5.0, 80.0, 3.0, 1.8,
+        _p(1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 5.0, _p(0.3, 0.2, 0.35, 0.15), 6.0,
+        0.2, 0.05, 0.12, 0.12, 4.5, 0.08, 0.12, 0.12, 0.05, 0.13, 2.6, 0.50,
+        _p(2.8, 1.0, 1.0, 2.8, 1.0, 1.2), 47.0,
+    ),
+    PersonaSpec(
+        "one_off", 0.15, 0.18, (14, 1095), 0.04, 2.0, 8.0, 2.0, 65.0, 2.0, 1.5,
+        _p(1.6, 1.0, 1.0, 0.9, 1.0, 1.5, 0.7, 1.2), 5.0, _p(0.35, 0.1, 0.3, 0.25), 6.0,
+        0.25, 0.04, 0.10, 0.06, 4.0, 0.08, 0.10, 0.10, 0.05, 0.10, 3.1, 0.40,
+        _p(2.0, 1.0, 1.2, 2.0, 1.0, 1.0), 41.0,
+    ),
+)  # fmt: skip
+
+PERSONA_NAMES: tuple[str, ...] = tuple(p.name for p in DEFAULT_PERSONAS)
+
+
+def resolve_personas(shares: tuple[tuple[str, float], ...] | None) -> tuple[PersonaSpec, ...]:
+    """Return the persona specs with optional overridden start-population shares.
+
+    Parameters
+    ----------
+    shares
+        ``(persona_name, share)`` pairs; personas not listed get share 0.  ``None`` keeps the
+        defaults.  Shares are normalised to sum to one.
+
+    Returns
+    -------
+    tuple of PersonaSpec
+    """
+    if shares is None:
+        return DEFAULT_PERSONAS
+    given = dict(shares)
+    unknown = set(given) - set(PERSONA_NAMES)
+    if unknown:
+        raise ValueError(f"unknown personas: {sorted(unknown)}")
+    total = sum(given.values())
+    if total <= 0 or any(v < 0 for v in given.values()):
+        raise ValueError("persona shares must be non-negative and sum to a positive number")
+    out = []
+    for p in DEFAULT_PERSONAS:
+        d = asdict(p)
+        d["share"] = given.get(p.name, 0.0) / total
+        out.append(PersonaSpec(**d))
+    return tuple(out)
+
+
+def _gamma(rng: np.random.Generator, mean: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    return rng.gamma(shape, mean / shape)
+
+
+def _beta(rng: np.random.Generator, mean: np.ndarray, k: float) -> np.ndarray:
+    mean = np.clip(mean, 1e-3, 1 - 1e-3)
+    return rng.beta(mean * k, (1 - mean) * k)
+
+
+def _dirichlet_rows(rng: np.random.Generator, alpha: np.ndarray) -> np.ndarray:
+    g = rng.gamma(alpha)
+    g = np.maximum(g, 1e-9)
+    return (g / g.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def draw_customer_params(
+    rng: np.random.Generator, persona: np.ndarray, specs: tuple[PersonaSpec, ...]
+) -> dict[str, np.ndarray]:
+    """Draw every behavioural parameter for customers of the given persona indices.
+
+    Parameters
+    ----------
+    rng
+        Random generator (already seeded for this batch of customers).
+    persona
+        Persona index per customer (into ``specs``).
+    specs
+        Persona definitions.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        One array per parameter, aligned with ``persona``.
+    """
+    n = persona.size
+
+    def col(attr: str) -> np.ndarray:
+        return np.array([getattr(s, attr) for s in specs], dtype=np.float64)[persona]
+
+    def mat(attr: str) -> np.ndarray:
+        return np.array([getattr(s, attr) for s in specs], dtype=np.float64)[persona]
+
+    out: dict[str, np.ndarray] = {}
+    out["lam"] = _gamma(rng, col("lam_mean"), col("lam_shape"))
+    out["p_drop"] = rng.beta(col("p_a"), col("p_b"))
+    out["spend_mean"] = _gamma(rng, col("spend_mean"), col("spend_shape"))
+    out["basket_mean"] = 1.0 + _gamma(rng, col("basket_lines") - 0.9, np.full(n, 2.5))
+    out["cat_prefs"] = _dirichlet_rows(rng, mat("category_tilt") * col("category_k")[:, None])
+    out["chan_probs"] = _dirichlet_rows(rng, mat("channel_mix") * col("channel_k")[:, None])
+    out["disc_prop"] = _beta(rng, col("discount_mean"), 4.0)
+    out["cancel_rate"] = _beta(rng, col("cancel_mean"), 20.0)
+    out["return_rate"] = _beta(rng, col("return_mean"), 8.0)
+    out["sess_rate"] = _gamma(rng, col("session_rate"), np.full(n, 1.3))
+    out["eps_mean"] = 1.5 + _gamma(rng, col("events_per_session") - 1.5, np.full(n, 2.0))
+    out["atc_prob"] = _beta(rng, col("add_to_cart"), 12.0)
+    out["open_p"] = _beta(rng, col("open_mean"), 5.0)
+    out["click_p"] = _beta(rng, col("click_mean"), 5.0)
+    out["conv_p"] = _beta(rng, col("convert_mean"), 5.0)
+    out["review_p"] = _beta(rng, col("review_mean"), 6.0)
+    out["satisfaction"] = np.clip(rng.normal(col("satisfaction"), 0.65), 1.0, 5.0)
+    out["consent"] = rng.random(n) < col("consent")
+    out["topic_prefs"] = _dirichlet_rows(rng, mat("topic_weights") * 4.0)
+    out["age"] = np.clip(rng.normal(col("age_mean"), 13.0), 18.0, 90.0)
+    return out
+
+
+assert len(CATEGORIES) == len(DEFAULT_PERSONAS[0].category_tilt)
+assert len(CHANNELS) == len(DEFAULT_PERSONAS[0].channel_mix)
+assert len(TOPICS) == len(DEFAULT_PERSONAS[0].topic_weights)
