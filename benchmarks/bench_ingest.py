@@ -21,21 +21,11 @@ import warnings
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from seg_pipeline.sources import SOURCES
+from seg_pipeline.staging.assets import MODELS
+
 DAY = date(2026, 1, 1)
 RESULTS = Path(__file__).parent / "results" / "ingest.jsonl"
-STEPS = [
-    "raw_crm_customers",
-    "raw_orders",
-    "raw_web_events",
-    "raw_reviews",
-    "raw_campaign_sends",
-    "stg_crm_customers",
-    "customer_pii",
-    "stg_orders",
-    "stg_web_events",
-    "stg_reviews",
-    "stg_campaign_sends",
-]
 
 
 def _child(step: str, customers: int, web_events: int) -> None:
@@ -124,9 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             "SEG_PARTITIONS_START": DAY.isoformat(),
             "SEG_PSEUDONYMISATION_KEY": os.environ.get("SEG_PSEUDONYMISATION_KEY", "bench-key"),
         }
-        rows = [
-            _measure(step, args.customers, args.web_events, env) for step in ["generate", *STEPS]
-        ]
+        steps = ["generate", *(f"raw_{s.name}" for s in SOURCES), *(m.name for m in MODELS)]
+        rows = [_measure(step, args.customers, args.web_events, env) for step in steps]
         sizes = {
             p.parent.name: p.stat().st_size for p in Path(tmp, "landing").glob("*/*") if p.is_file()
         }

@@ -9,36 +9,15 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from dagster import DagsterInstance
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from seg_pipeline.definitions import build_definitions
 from seg_pipeline.generator import GeneratorConfig, generate
+from seg_pipeline.ops.runs import run_daily_range
 from seg_pipeline.resources import Warehouse
 from seg_pipeline.settings import Settings
-
-DAILY_JOB = "daily_pipeline"
-
-
-def run_range(settings: Settings, start: date, end: date, instance: DagsterInstance) -> bool:
-    """Materialize every daily asset for [start, end] as one single-run backfill."""
-    defs = build_definitions(settings)
-    job = defs.resolve_job_def(DAILY_JOB)
-    result = job.execute_in_process(
-        instance=instance,
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
-        },
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        raise_on_error=False,
-    )
-    return result.success
 
 
 def table_counts(warehouse: Warehouse) -> list[tuple[str, int]]:
@@ -88,7 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  done in {generated - began:.1f} s: {len(summary.files)} files")
 
     print(f"Materializing every daily asset for {start}..{end} as one backfill run ...")
-    ok = run_range(settings, start, end, DagsterInstance.get())
+    result = run_daily_range(
+        build_definitions(settings),
+        start,
+        end,
+        instance=DagsterInstance.get(),
+        raise_on_error=False,
+        log_level="INFO",
+    )
+    ok = result.success
     finished = time.perf_counter()
     print(f"  {'succeeded' if ok else 'FAILED'} in {finished - generated:.1f} s")
 

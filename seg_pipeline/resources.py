@@ -114,10 +114,6 @@ class Warehouse(DuckDBResource):
         with self.connection() as conn:
             return query_frame(conn, sql, params)
 
-    def table_exists(self, table: str) -> bool:
-        with self.connection() as conn:
-            return table_exists(conn, table)
-
 
 def query_frame(
     conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None

@@ -8,14 +8,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, Definitions
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
+from dagster import Definitions, ExecuteInProcessResult
 
 from seg_pipeline.definitions import build_definitions
 from seg_pipeline.generator import GenerationSummary, GeneratorConfig, generate
+from seg_pipeline.ops.runs import run_daily_range
 from seg_pipeline.resources import Warehouse
 from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV, Settings
 
@@ -55,22 +52,10 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Generatio
 
 
 def run_range(
-    defs: Definitions,
-    start: date,
-    end: date,
-    instance: DagsterInstance | None = None,
-    raise_on_error: bool = True,
-):
-    """Run the daily job over [start, end] as one single-run backfill, in process."""
-    job = defs.resolve_job_def("daily_pipeline")
-    return job.execute_in_process(
-        instance=instance or DagsterInstance.ephemeral(),
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: start.isoformat(),
-            ASSET_PARTITION_RANGE_END_TAG: end.isoformat(),
-        },
-        raise_on_error=raise_on_error,
-    )
+    defs: Definitions, start: date, end: date, raise_on_error: bool = True
+) -> ExecuteInProcessResult:
+    """The daily job over [start, end] as one single-run backfill, on an ephemeral instance."""
+    return run_daily_range(defs, start, end, raise_on_error=raise_on_error)
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,13 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 
 # Runs that write the warehouse carry this tag; dagster.yaml lets one such run go at a time.
 WAREHOUSE_RUN_TAG = {"seg/warehouse": "duckdb"}
+DAILY_JOB_NAME = "daily_pipeline"
 DAILY_SELECTION = AssetSelection.groups("raw", "staging", "privacy")
 
 
 def build_daily_job() -> UnresolvedAssetJobDefinition:
     return define_asset_job(
-        name="daily_pipeline",
+        name=DAILY_JOB_NAME,
         selection=DAILY_SELECTION,
         tags=WAREHOUSE_RUN_TAG,
         description="Load and stage one day (or, as a backfill, a range of days) of every source.",

@@ -20,6 +20,11 @@ from seg_pipeline.metadata import window_metadata
 from seg_pipeline.resources import Warehouse, read_sql, replace_window, transaction
 
 PARTITION_COLUMN = "arrival_date"
+# (metadata label, flag column, predicate) counted per window when the table has the column.
+FLAG_COUNTS = (
+    ("late_rows", "is_late", "is_late"),
+    ("unknown_customer_rows", "is_known_customer", "NOT is_known_customer"),
+)
 
 
 @dataclass(frozen=True)
@@ -98,15 +103,17 @@ def build_staging_asset(
                 window,
             ).fetchone()[0]
             columns = {r[0] for r in conn.execute(f"DESCRIBE {model.table}").fetchall()}
-            counts = {}
-            for column, label in (("is_late", "late_rows"), ("is_known_customer", None)):
-                if column in columns:
-                    predicate = column if label else f"NOT {column}"
-                    counts[label or "unknown_customer_rows"] = conn.execute(
-                        f"SELECT count(*) FROM {model.table} WHERE {predicate} "
-                        f"AND {PARTITION_COLUMN} BETWEEN $start AND $end",
-                        window,
-                    ).fetchone()[0]
+            flags = {
+                label: predicate for label, column, predicate in FLAG_COUNTS if column in columns
+            }
+            counts = {
+                label: conn.execute(
+                    f"SELECT count(*) FROM {model.table} WHERE {predicate} "
+                    f"AND {PARTITION_COLUMN} BETWEEN $start AND $end",
+                    window,
+                ).fetchone()[0]
+                for label, predicate in flags.items()
+            }
             meta = window_metadata(
                 conn, model.table, PARTITION_COLUMN, start, end, preview=model.preview
             )
