@@ -11,7 +11,7 @@ DEMO_CUSTOMERS ?= 5000
 DEMO_DAYS ?= 30
 UI_PORT ?= 3000
 
-.PHONY: setup demo test lint format ui bench clean
+.PHONY: setup demo test lint format ui bench bench-features clean
 
 # The environment is installed from the lock file (exact versions) with uv; the stamp file
 # re-runs the install when the lock file or pyproject changes.
@@ -52,8 +52,15 @@ ui: setup $(KEY_FILE)
 	SEG_PSEUDONYMISATION_KEY=$$(cat $(KEY_FILE)) $(BIN)/dagster dev -w workspace.yaml \
 		-p $(UI_PORT)
 
+# One day at 100,000 customers / 1,000,000 web events: load + staging, then the quality checks.
 bench: setup
 	$(BIN)/python -m benchmarks.bench_ingest
+	$(BIN)/python -m benchmarks.bench_quality
+
+# customer_features and CLV for one day at 1,000,000 customers with a year of history
+# (builds a ~6 GB synthetic warehouse in a temporary folder first; takes several minutes).
+bench-features: setup
+	$(BIN)/python -m benchmarks.bench_features
 
 clean:
 	rm -rf $(SEG_DATA_DIR) $(DAGSTER_HOME)

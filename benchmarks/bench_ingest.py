@@ -1,7 +1,7 @@
 """Benchmark: generate and stage one day at scale; wall time and peak memory per step.
 
 Each step runs in a child process of its own so its peak resident memory is its own
-(``os.wait4`` reports the child's ``ru_maxrss``). Results are printed and appended to
+(:func:`benchmarks.common.run_child`). Results are printed and appended to
 ``benchmarks/results/ingest.jsonl``.
 
     python -m benchmarks.bench_ingest [--customers 100000] [--web-events 1000000]
@@ -13,14 +13,13 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from benchmarks.common import run_child
 from seg_pipeline.sources import SOURCES
 from seg_pipeline.staging.assets import MODELS
 
@@ -28,9 +27,10 @@ DAY = date(2026, 1, 1)
 RESULTS = Path(__file__).parent / "results" / "ingest.jsonl"
 
 
-def _child(step: str, customers: int, web_events: int) -> None:
-    """Run one step in this process (the parent measures it); imports are not timed."""
-    warnings.filterwarnings("ignore", message=".*currently in beta.*")
+def run_load_step(step: str, customers: int, web_events: int) -> float:
+    """Generate the day, or materialize one asset of it; seconds of the step alone (imports
+    and definitions are built before the clock starts)."""
+    warnings.filterwarnings("ignore", message=".*currently in (beta|preview).*")
     from dagster import AssetKey, DagsterInstance, materialize
 
     from seg_pipeline.definitions import build_definitions
@@ -52,48 +52,27 @@ def _child(step: str, customers: int, web_events: int) -> None:
                 web_events_per_day=web_events,
             )
         )
-    else:
-        # The asset comes from the definitions already bound to their resources.
-        asset = build_definitions(settings).resolve_assets_def(AssetKey(step))
-        instance = DagsterInstance.ephemeral()
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        started = time.perf_counter()
-        result = materialize(
-            [asset], partition_key=DAY.isoformat(), instance=instance, run_config=quiet
-        )
-        assert result.success, step
-    print(json.dumps({"seconds_in_step": time.perf_counter() - started}))
+        return time.perf_counter() - started
+    # The asset comes from the definitions already bound to their resources.
+    asset = build_definitions(settings).resolve_assets_def(AssetKey(step))
+    instance = DagsterInstance.ephemeral()
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    started = time.perf_counter()
+    result = materialize(
+        [asset], partition_key=DAY.isoformat(), instance=instance, run_config=quiet
+    )
+    assert result.success, step
+    return time.perf_counter() - started
 
 
 def _measure(step: str, customers: int, web_events: int, env: dict[str, str]) -> dict:
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.bench_ingest",
-            "--child",
-            step,
-            "--customers",
-            str(customers),
-            "--web-events",
-            str(web_events),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    out = proc.stdout.read() if proc.stdout else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"step {step} failed")
-    inner = json.loads(out.strip().splitlines()[-1])["seconds_in_step"]
+    args = ["--child", step, "--customers", str(customers), "--web-events", str(web_events)]
+    out, wall, peak_mb = run_child("benchmarks.bench_ingest", args, env)
     return {
         "step": step,
-        "seconds": round(inner, 2),
+        "seconds": round(out["seconds"], 2),
         "seconds_with_startup": round(wall, 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_mb, 1),
     }
 
 
@@ -104,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        _child(args.child, args.customers, args.web_events)
+        seconds = run_load_step(args.child, args.customers, args.web_events)
+        print(json.dumps({"seconds": seconds}))
         return 0
 
     with tempfile.TemporaryDirectory(prefix="seg-bench-") as tmp:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dagster import Definitions, EnvVar, in_process_executor
 
+from seg_pipeline.features.assets import build_feature_assets
 from seg_pipeline.ingest.assets import build_raw_assets
 from seg_pipeline.ops.schedules import build_daily_job, build_daily_schedule
 from seg_pipeline.partitions import daily_partitions
+from seg_pipeline.quality.checks import build_quality_checks
+from seg_pipeline.quality.quarantine import QualityPolicy
 from seg_pipeline.resources import LandingZone, Warehouse
 from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV, Settings
 from seg_pipeline.staging.assets import build_staging_assets
@@ -17,7 +20,12 @@ def build_definitions(settings: Settings) -> Definitions:
     partitions_def = daily_partitions(settings.partitions_start)
     daily_job = build_daily_job()
     return Definitions(
-        assets=[*build_raw_assets(partitions_def), *build_staging_assets(partitions_def)],
+        assets=[
+            *build_raw_assets(partitions_def),
+            *build_staging_assets(partitions_def),
+            *build_feature_assets(partitions_def),
+        ],
+        asset_checks=build_quality_checks(partitions_def),
         jobs=[daily_job],
         schedules=[build_daily_schedule(daily_job)],
         resources={
@@ -26,6 +34,7 @@ def build_definitions(settings: Settings) -> Definitions:
                 pseudonymisation_key=EnvVar(PSEUDONYMISATION_KEY_ENV),
             ),
             "landing": LandingZone(landing_dir=str(settings.landing_dir)),
+            "quality": QualityPolicy(),
         },
         # DuckDB allows one writing process per file: the steps of a run share one process.
         executor=in_process_executor,

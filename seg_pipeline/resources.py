@@ -124,12 +124,13 @@ def query_frame(
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     schema, _, name = table.rpartition(".")
-    row = conn.execute(
+    # fetchall, not fetchone: DuckDB 2.0 keeps a half-read result open on the connection.
+    rows = conn.execute(
         "select count(*) from information_schema.tables "
         "where table_schema = $schema and table_name = $name",
         {"schema": schema or "main", "name": name},
-    ).fetchone()
-    return bool(row and row[0])
+    ).fetchall()
+    return bool(rows and rows[0][0])
 
 
 @contextmanager

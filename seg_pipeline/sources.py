@@ -22,6 +22,7 @@ class Source:
     columns: tuple[str, ...]
     description: str
     key: tuple[str, ...]
+    event_time: str | None = None  # when a row happened; None for snapshot-like exports
 
     @property
     def extension(self) -> str:
@@ -77,6 +78,7 @@ ORDERS = Source(
         "UTC offset; discount is the money taken off the line."
     ),
     key=("order_id", "line_number"),
+    event_time="ordered_at",
 )
 
 WEB_EVENTS = Source(
@@ -99,6 +101,7 @@ WEB_EVENTS = Source(
         "carry an anonymous_id instead; occurred_at is ISO-8601 UTC with a Z suffix."
     ),
     key=("event_id",),
+    event_time="occurred_at",
 )
 
 REVIEWS = Source(
@@ -107,6 +110,7 @@ REVIEWS = Source(
     columns=("review_id", "customer_id", "product_id", "reviewed_at", "rating", "review_text"),
     description="Product reviews as JSON lines; reviewed_at is ISO-8601 with UTC offset.",
     key=("review_id",),
+    event_time="reviewed_at",
 )
 
 CAMPAIGN_SENDS = Source(
@@ -118,6 +122,7 @@ CAMPAIGN_SENDS = Source(
         "customer, with what the customer did with it; sent_at is a UTC timestamp."
     ),
     key=("campaign_id", "customer_id"),
+    event_time="sent_at",
 )
 
 SOURCES: tuple[Source, ...] = (CRM_CUSTOMERS, ORDERS, WEB_EVENTS, REVIEWS, CAMPAIGN_SENDS)

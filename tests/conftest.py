@@ -52,10 +52,14 @@ def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Generatio
 
 
 def run_range(
-    defs: Definitions, start: date, end: date, raise_on_error: bool = True
+    defs: Definitions,
+    start: date,
+    end: date,
+    raise_on_error: bool = True,
+    assets: list[str] | None = None,
 ) -> ExecuteInProcessResult:
-    """The daily job over [start, end] as one single-run backfill, on an ephemeral instance."""
-    return run_daily_range(defs, start, end, raise_on_error=raise_on_error)
+    """The daily job (or ``assets`` of it) over [start, end] as one single-run backfill."""
+    return run_daily_range(defs, start, end, raise_on_error=raise_on_error, assets=assets)
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import duckdb
 
+# When a row was written differs between two runs that write the same rows.
+LOAD_TIME_COLUMNS = {"_loaded_at", "quarantined_at"}
+
 
 def fingerprint(conn: duckdb.DuckDBPyConnection, table: str) -> tuple:
     """Order-independent fingerprint of a table's content (load timestamps left out)."""
     columns = [r[0] for r in conn.execute(f"DESCRIBE {table}").fetchall()]
-    kept = [f'sum(hash("{c}"))' for c in columns if c != "_loaded_at"]
+    kept = [f'sum(hash("{c}"))' for c in columns if c not in LOAD_TIME_COLUMNS]
     return conn.execute(f"SELECT count(*), {', '.join(kept)} FROM {table}").fetchone()
 
 

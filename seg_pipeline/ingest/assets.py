@@ -22,6 +22,7 @@ from seg_pipeline.ingest.loaders import (
     raw_table,
 )
 from seg_pipeline.metadata import window_metadata
+from seg_pipeline.quality.quarantine import QualityPolicy
 from seg_pipeline.resources import LandingZone, Warehouse, transaction
 from seg_pipeline.sources import SOURCES, Source
 
@@ -40,12 +41,15 @@ def build_raw_asset(source: Source, partitions_def: DailyPartitionsDefinition) -
         description=(
             f"{source.description} Loaded as delivered from "
             f"`<landing>/{source.name}/<day>.{source.extension}` (text columns kept as text); "
-            "unparseable lines go to raw_load_rejects. Re-materializing a partition replaces "
+            "unparseable lines go to the quarantine table. Re-materializing a partition replaces "
             "exactly that day's rows in one transaction; a missing file fails the run."
         ),
     )
     def _raw(
-        context: AssetExecutionContext, warehouse: Warehouse, landing: LandingZone
+        context: AssetExecutionContext,
+        warehouse: Warehouse,
+        landing: LandingZone,
+        quality: QualityPolicy,
     ) -> MaterializeResult:
         start, end = partition_dates(context)
         results = []
@@ -53,7 +57,8 @@ def build_raw_asset(source: Source, partitions_def: DailyPartitionsDefinition) -
             ensure_raw_tables(conn, source)
             delete_window(conn, source, start, end)
             for day in days_between(start, end):
-                results.append(load_file(conn, source, landing.path_for(source, day), day))
+                path = landing.path_for(source, day)
+                results.append(load_file(conn, source, path, day, quality.max_wrong_day_share))
             meta = window_metadata(conn, raw_table(source), "_partition_date", start, end)
         rejected = sum(r.rows_rejected for r in results)
         extra = sorted({c for r in results for c in r.extra_columns})

@@ -2,8 +2,8 @@
 
 Raw tables keep what the source delivered: every source column as text (Parquet columns in
 their declared types), plus where each row came from (``_partition_date``, ``_source_file``,
-``_record_number``, ``_loaded_at``). Lines that cannot be parsed at all go to
-``raw_load_rejects`` with file, line, column and error, so nothing delivered is lost.
+``_record_number``, ``_loaded_at``). Lines that cannot be parsed at all go to the quarantine
+(stage ``load``) with file, line, column and error, so nothing delivered is lost.
 
 These functions take an open connection and are called inside one transaction per run by the
 assets; tests call them directly.
@@ -19,10 +19,14 @@ from pathlib import Path
 
 import duckdb
 
-from seg_pipeline.resources import table_exists
-from seg_pipeline.sources import Source
+from seg_pipeline.quality.quarantine import (
+    QUARANTINE_TABLE,
+    clear_quarantine,
+    ensure_quarantine_table,
+    has_personal_columns,
+)
+from seg_pipeline.sources import SOURCES_BY_NAME, Source
 
-REJECTS_TABLE = "raw_load_rejects"
 META_COLUMNS = {
     "_partition_date": "DATE NOT NULL",
     "_source_file": "VARCHAR NOT NULL",
@@ -71,6 +75,11 @@ class LoadResult:
     rows_rejected: int = 0
     extra_columns: list[str] = field(default_factory=list)
 
+    @property
+    def source_file(self) -> str:
+        """The file relative to the landing folder (``orders/2026-01-16.csv``), as stored."""
+        return f"{self.path.parent.name}/{self.path.name}"
+
 
 def raw_table(source: Source) -> str:
     return f"raw_{source.name}"
@@ -84,36 +93,34 @@ def raw_column_types(source: Source) -> dict[str, str]:
 
 
 def ensure_raw_tables(conn: duckdb.DuckDBPyConnection, source: Source) -> None:
-    """Create ``raw_<source>`` and the shared rejects table if they do not exist yet."""
+    """Create ``raw_<source>`` and the quarantine table if they do not exist yet."""
     cols = ", ".join(f'"{c}" {t}' for c, t in raw_column_types(source).items())
     conn.execute(f"CREATE TABLE IF NOT EXISTS {raw_table(source)} ({cols})")
-    if not table_exists(conn, REJECTS_TABLE):
-        conn.execute(
-            f"""CREATE TABLE {REJECTS_TABLE} (
-                source VARCHAR NOT NULL, _partition_date DATE NOT NULL,
-                _source_file VARCHAR NOT NULL, line_number BIGINT, column_name VARCHAR,
-                error_type VARCHAR, error_message VARCHAR, raw_line VARCHAR,
-                _loaded_at TIMESTAMP NOT NULL)"""
-        )
+    ensure_quarantine_table(conn)
 
 
 def delete_window(conn: duckdb.DuckDBPyConnection, source: Source, start: date, end: date) -> None:
     """Remove the rows and rejects of partitions [start, end] before they are loaded again."""
-    params = {"start": start, "end": end}
     conn.execute(
-        f"DELETE FROM {raw_table(source)} WHERE _partition_date BETWEEN $start AND $end", params
+        f"DELETE FROM {raw_table(source)} WHERE _partition_date BETWEEN $start AND $end",
+        {"start": start, "end": end},
     )
-    conn.execute(
-        f"DELETE FROM {REJECTS_TABLE} WHERE source = $source "
-        "AND _partition_date BETWEEN $start AND $end",
-        {**params, "source": source.name},
-    )
+    clear_quarantine(conn, raw_table(source), start, end)
 
 
 def load_file(
-    conn: duckdb.DuckDBPyConnection, source: Source, path: Path, partition_date: date
+    conn: duckdb.DuckDBPyConnection,
+    source: Source,
+    path: Path,
+    partition_date: date,
+    max_wrong_day_share: float = 0.5,
 ) -> LoadResult:
-    """Append the rows of one landing file to ``raw_<source>``; see the module docstring."""
+    """Append the rows of one landing file to ``raw_<source>``; see the module docstring.
+
+    A file whose rows mostly happened on another day than its own (more than
+    ``max_wrong_day_share`` of at least 20 dated rows) is taken for a misnamed file of another
+    date and fails; so do a missing, empty or structurally wrong file.
+    """
     if not path.exists():
         raise LandingFileError(
             f"{source.name}: landing file for {partition_date} is missing: {path}"
@@ -127,7 +134,27 @@ def load_file(
         raise LandingFileError(f"{source.name}: landing file is empty (0 bytes): {path}")
     loader = {"csv": _load_csv, "jsonl": _load_jsonl, "parquet": _load_parquet}
     loader[source.file_format](conn, source, path, result)
+    if source.event_time:
+        _check_file_day(conn, source, result, max_wrong_day_share)
     return result
+
+
+def _check_file_day(
+    conn: duckdb.DuckDBPyConnection, source: Source, result: LoadResult, max_share: float
+) -> None:
+    other, dated, usual = conn.execute(
+        f"""SELECT count(*) FILTER (WHERE day <> $day), count(day), mode(day)
+            FROM (SELECT CAST(try_cast("{source.event_time}" AS TIMESTAMPTZ) AS DATE) AS day
+                  FROM {raw_table(source)}
+                  WHERE _partition_date = $day AND _source_file = $file)""",
+        {"day": result.partition_date, "file": result.source_file},
+    ).fetchone()
+    if dated >= 20 and other / dated > max_share:
+        raise LandingFileError(
+            f"{source.name}: {result.path} is the file for {result.partition_date}, but {other} "
+            f"of its {dated} rows ({other / dated:.0%}) happened on other days, mostly {usual}: "
+            "it looks like the file of another date"
+        )
 
 
 def _insert_from_temp(
@@ -147,7 +174,7 @@ def _insert_from_temp(
             FROM {from_clause}""",
         {
             "partition_date": result.partition_date,
-            "source_file": str(result.path),
+            "source_file": result.source_file,
             **(params or {}),
         },
     ).fetchone()
@@ -155,15 +182,24 @@ def _insert_from_temp(
 
 
 def _record_rejects(conn: duckdb.DuckDBPyConnection, result: LoadResult, select_sql: str) -> None:
+    """Quarantine the unreadable lines ``select_sql`` lists (line_number, column_name,
+    error_type, error_message, raw_line)."""
+    source = result.source
+    raw_line = "raw_line"
+    if has_personal_columns(SOURCES_BY_NAME[source]):
+        # An unreadable line cannot be split into fields to mask; point at it instead.
+        raw_line = "'(withheld: personal data; see source_file and line_number)'"
     row = conn.execute(
-        f"""INSERT INTO {REJECTS_TABLE}
-            SELECT $source, $partition_date::DATE, $source_file, line_number, column_name,
-                   error_type, error_message, raw_line, now()::TIMESTAMP
+        f"""INSERT INTO {QUARANTINE_TABLE}
+            SELECT $source, $table_name, 'load', $partition_date::DATE,
+                   lower(regexp_replace(error_type, '[^A-Za-z]+', '_', 'g')), error_message,
+                   $source_file, line_number, column_name, {raw_line}, now()::TIMESTAMP
             FROM ({select_sql})""",
         {
-            "source": result.source,
+            "source": source,
+            "table_name": f"raw_{source}",
             "partition_date": result.partition_date,
-            "source_file": str(result.path),
+            "source_file": result.source_file,
         },
     ).fetchone()
     result.rows_rejected += int(row[0]) if row else 0
@@ -275,7 +311,7 @@ def _load_csv(
         # DuckDB reports one error per missing column; keep one reject per line.
         "SELECT split_part(first(csv_line), ',', 1)::BIGINT AS line_number, "
         "string_agg(DISTINCT column_name, ', ') AS column_name, "
-        "string_agg(DISTINCT error_type, ', ') AS error_type, "
+        "first(error_type ORDER BY error_type) AS error_type, "
         "string_agg(DISTINCT error_message, '; ') AS error_message, "
         "regexp_replace(first(csv_line), '^[0-9]+,', '') AS raw_line "
         "FROM _rejects GROUP BY line",

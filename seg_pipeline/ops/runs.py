@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
-from dagster import DagsterInstance, Definitions, ExecuteInProcessResult
+from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -20,8 +21,10 @@ def run_daily_range(
     instance: DagsterInstance | None = None,
     raise_on_error: bool = True,
     log_level: str = "DEBUG",
+    assets: Sequence[str] | None = None,
 ) -> ExecuteInProcessResult:
-    """Materialize every daily asset for partitions [start, end] in one run.
+    """Materialize every daily asset (or only ``assets``, with their checks) for partitions
+    [start, end] in one run.
 
     ``instance`` defaults to an ephemeral one; pass ``DagsterInstance.get()`` to record the run
     where the UI shows it.
@@ -35,4 +38,5 @@ def run_daily_range(
         },
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=raise_on_error,
+        asset_selection=[AssetKey(a) for a in assets] if assets else None,
     )

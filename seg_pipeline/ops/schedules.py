@@ -16,7 +16,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 # Runs that write the warehouse carry this tag; dagster.yaml lets one such run go at a time.
 WAREHOUSE_RUN_TAG = {"seg/warehouse": "duckdb"}
 DAILY_JOB_NAME = "daily_pipeline"
-DAILY_SELECTION = AssetSelection.groups("raw", "staging", "privacy")
+DAILY_SELECTION = AssetSelection.groups("raw", "staging", "privacy", "features")
 
 
 def build_daily_job() -> UnresolvedAssetJobDefinition:

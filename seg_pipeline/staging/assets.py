@@ -1,7 +1,8 @@
 """Staging assets: each is one SQL file, ``sql/staging/<name>.sql``, run over a date window.
 
-The SQL selects the window's rows (dates bound as ``$start_date``/``$end_date``); the warehouse
-replaces exactly those partitions of the target table in one transaction.
+The SQL selects the window's rows (dates bound as ``$start_date``/``$end_date``) with the row
+rules each breaks; :func:`seg_pipeline.staging.stage.stage_window` writes the good rows to the
+table and the bad ones to the quarantine, replacing exactly the window in one transaction.
 """
 
 from dataclasses import dataclass
@@ -17,14 +18,12 @@ from dagster import (
 
 from seg_pipeline.assets_common import OWNERS, SINGLE_RUN, WAREHOUSE_POOL, partition_dates
 from seg_pipeline.metadata import window_metadata
-from seg_pipeline.resources import Warehouse, read_sql, replace_window, transaction
+from seg_pipeline.quality.quarantine import QualityPolicy, format_counts
+from seg_pipeline.resources import Warehouse, read_sql
+from seg_pipeline.staging.stage import PARTITION_COLUMN, stage_window
 
-PARTITION_COLUMN = "arrival_date"
-# (metadata label, flag column, predicate) counted per window when the table has the column.
-FLAG_COUNTS = (
-    ("late_rows", "is_late", "is_late"),
-    ("unknown_customer_rows", "is_known_customer", "NOT is_known_customer"),
-)
+# (metadata label, predicate) counted per window on tables of dated events.
+FLAG_COUNTS = (("late_rows", "is_late"),)
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,8 @@ class StagingModel:
     name: str
     table: str
     raw_table: str
+    source: str | None = None  # the source whose rows it quarantines (None: no row rules)
+    dated: bool = False  # rows carry a real day beside the arrival day (is_late)
     deps: tuple[str, ...] = ()
     group: str = "staging"
     preview: bool = True
@@ -43,23 +44,27 @@ class StagingModel:
         return f"staging/{self.name}"
 
 
+CRM = ("stg_crm_customers",)
 MODELS: tuple[StagingModel, ...] = (
-    StagingModel("stg_crm_customers", "stg_crm_customers", "raw_crm_customers"),
+    StagingModel("stg_crm_customers", "stg_crm_customers", "raw_crm_customers", "crm_customers"),
     StagingModel(
         "customer_pii",
         "restricted.customer_pii",
         "raw_crm_customers",
+        deps=CRM,
         group="privacy",
         preview=False,
     ),
-    StagingModel("stg_orders", "stg_orders", "raw_orders", deps=("stg_crm_customers",)),
-    StagingModel("stg_web_events", "stg_web_events", "raw_web_events", deps=("stg_crm_customers",)),
-    StagingModel("stg_reviews", "stg_reviews", "raw_reviews", deps=("stg_crm_customers",)),
+    StagingModel("stg_orders", "stg_orders", "raw_orders", "orders", True, CRM),
+    StagingModel("stg_web_events", "stg_web_events", "raw_web_events", "web_events", True, CRM),
+    StagingModel("stg_reviews", "stg_reviews", "raw_reviews", "reviews", True, CRM),
     StagingModel(
         "stg_campaign_sends",
         "stg_campaign_sends",
         "raw_campaign_sends",
-        deps=("stg_crm_customers",),
+        "campaign_sends",
+        True,
+        CRM,
     ),
 )
 
@@ -91,38 +96,47 @@ def build_staging_asset(
         deps=[AssetKey(model.raw_table), *(AssetKey(d) for d in model.deps)],
         description=f"{sql_description(sql)} Source: sql/{model.sql_name}.sql.",
     )
-    def _staging(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+    def _staging(
+        context: AssetExecutionContext, warehouse: Warehouse, quality: QualityPolicy
+    ) -> MaterializeResult:
         start, end = partition_dates(context)
-        params = {"start_date": start, "end_date": end}
         window = {"start": start, "end": end}
-        with warehouse.connection() as conn, transaction(conn):
-            written = replace_window(conn, model.table, sql, params, PARTITION_COLUMN, start, end)
-            raw_rows = conn.execute(
-                f"SELECT count(*) FROM {model.raw_table} "
-                "WHERE _partition_date BETWEEN $start AND $end",
-                window,
-            ).fetchone()[0]
-            columns = {r[0] for r in conn.execute(f"DESCRIBE {model.table}").fetchall()}
-            flags = {
-                label: predicate for label, column, predicate in FLAG_COUNTS if column in columns
-            }
-            counts = {
-                label: conn.execute(
-                    f"SELECT count(*) FROM {model.table} WHERE {predicate} "
-                    f"AND {PARTITION_COLUMN} BETWEEN $start AND $end",
-                    window,
-                ).fetchone()[0]
-                for label, predicate in flags.items()
-            }
+        with warehouse.connection() as conn:
+            outcome = stage_window(
+                conn,
+                sql=sql,
+                table=model.table,
+                source_name=model.source,
+                start=start,
+                end=end,
+                policy=quality,
+            )
+            counts = (
+                {
+                    label: conn.execute(
+                        f"SELECT count(*) FROM {model.table} WHERE {predicate} "
+                        f"AND {PARTITION_COLUMN} BETWEEN $start AND $end",
+                        window,
+                    ).fetchone()[0]
+                    for label, predicate in FLAG_COUNTS
+                }
+                if model.dated
+                else {}
+            )
             meta = window_metadata(
                 conn, model.table, PARTITION_COLUMN, start, end, preview=model.preview
             )
-        context.log.info(f"{model.table}: {written} rows for {start}..{end}")
+        context.log.info(
+            f"{model.table}: {outcome.rows_written} rows for {start}..{end}, "
+            f"quarantined: {format_counts(outcome.quarantined.items())}"
+        )
         return MaterializeResult(
             metadata={
                 **meta,
-                "raw_rows": int(raw_rows),
-                "rows_removed_duplicate_or_no_key": int(raw_rows) - int(written),
+                "raw_rows": outcome.rows_in,
+                "rows_dropped_as_repeats": outcome.rows_redundant,
+                "rows_quarantined": sum(outcome.quarantined.values()),
+                "quarantined_by_rule": format_counts(outcome.quarantined.items()),
                 **{k: int(v) for k, v in counts.items()},
             }
         )

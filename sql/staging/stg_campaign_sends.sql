@@ -1,6 +1,7 @@
 -- stg_campaign_sends: one row per campaign message sent to a customer, deduplicated within its
 -- arrival day. Grain: (arrival_date, campaign_id, customer_id). Engagement flags are made
--- consistent with the funnel (a click implies an open, a conversion implies a click).
+-- consistent with the funnel (a click implies an open, a conversion implies a click). Sends that
+-- break a row rule (bad key, unknown customer, bad timestamp or channel) go to quarantine.
 with
 
 source as (
@@ -34,36 +35,93 @@ typed as (
         cast(sent_at as timestamp) as sent_at,
 
         -- lineage
-        _partition_date as arrival_date,
-        _record_number
+        source._partition_date as arrival_date,
+        source._source_file,
+        source._record_number,
+        hash(struct_pack(
+            source.campaign_id, source.customer_id, source.sent_at, source.channel,
+            source.opened, source.clicked, source.converted
+        )) as _content_hash
     from source
 ),
 
-deduplicated as (
-    select * from typed
-    where campaign_id is not null and customer_id is not null
-    qualify row_number() over (
-        partition by arrival_date, campaign_id, customer_id
-        order by _record_number
-    ) = 1
+checked as (
+    select
+        t.*,
+        cast(t.sent_at as date) as sent_date,
+        case
+            when t.campaign_id is null or t.customer_id is null then 'null_key'
+            when k.customer_id is null then 'unknown_customer'
+            when t.sent_at is null then 'invalid_timestamp'
+            when cast(t.sent_at as date) > t.arrival_date then 'future_timestamp'
+            when cast(t.sent_at as date) < t.arrival_date - $max_lateness_days then 'too_late'
+            when t.channel not in ('email', 'sms', 'push') then 'unknown_channel'
+        end as _rule
+    from typed as t
+    left join known_customers as k
+        on t.customer_id = k.customer_id and k.first_arrival_date <= t.arrival_date
 ),
 
-final as (
+explained as (
     select
-        d.campaign_id,
-        d.customer_id,
-        d.channel,
-        d.is_opened,
-        d.is_clicked,
-        d.is_converted,
-        d.sent_at,
-        cast(d.sent_at as date) as sent_date,
-        cast(d.sent_at as date) < d.arrival_date as is_late,
-        k.customer_id is not null as is_known_customer,
-        d.arrival_date
-    from deduplicated as d
-    left join known_customers as k
-        on d.customer_id = k.customer_id and k.first_arrival_date <= d.arrival_date
+        *,
+        case _rule
+            when 'null_key' then 'campaign_id or customer_id is empty'
+            when 'unknown_customer' then 'customer ' || customer_id || ' is not in the CRM'
+            when 'invalid_timestamp' then 'sent_at is empty'
+            when 'future_timestamp'
+                then 'sent on ' || sent_date || ', after arrival on ' || arrival_date
+            when 'too_late'
+                then 'sent on ' || sent_date || ', more than ' || $max_lateness_days
+                    || ' days before arrival on ' || arrival_date
+            when 'unknown_channel'
+                then 'channel is not email, sms or push: ' || channel
+        end as _reason
+    from checked
+),
+
+deduplicated as (
+    -- The last delivery of a key wins; an exact repeat is dropped, a conflicting earlier
+    -- version is quarantined. Windows stay within the arrival day.
+    select
+        * exclude (_rule, _reason),
+        case
+            when _rule is not null then _rule
+            when _keep_rank > 1 and _content_hash <> _kept_hash then 'duplicate_key'
+        end as _rule,
+        case
+            when _rule is not null then _reason
+            when _keep_rank > 1 and _content_hash <> _kept_hash
+                then 'a later row of the same file has the same campaign_id and customer_id'
+        end as _reason,
+        _rule is null and _keep_rank > 1 and _content_hash = _kept_hash as _is_redundant
+    from (
+        select
+            *,
+            row_number() over w as _keep_rank,
+            first_value(_content_hash) over w as _kept_hash
+        from explained
+        window w as (
+            partition by arrival_date, campaign_id, customer_id, _rule is null
+            order by _record_number desc
+        )
+    )
 )
 
-select * from final
+select
+    campaign_id,
+    customer_id,
+    channel,
+    is_opened,
+    is_clicked,
+    is_converted,
+    sent_at,
+    sent_date,
+    sent_date < arrival_date as is_late,
+    arrival_date,
+    _source_file,
+    _record_number,
+    _rule,
+    _reason,
+    _is_redundant
+from deduplicated

@@ -1,6 +1,8 @@
 -- stg_crm_customers: one row per customer per arrival day, the latest version the CRM exported
--- that day, typed and pseudonymised. Grain: (arrival_date, customer_id).
--- Clear personal values never leave raw_crm_customers except into restricted.customer_pii.
+-- that day, typed and pseudonymised. Grain: (arrival_date, customer_id). Earlier versions of the
+-- same day are superseded (kept in raw); rows without an id or a valid updated_at go to
+-- quarantine. Clear personal values never leave raw_crm_customers except into
+-- restricted.customer_pii.
 with
 
 source as (
@@ -19,13 +21,17 @@ typed as (
         pseudonymize(
             nullif(lower(concat_ws(' ', trim(first_name), trim(last_name))), '')
         ) as name_hash,
-        regexp_full_match(lower(trim(email)), '[^@\s]+@[^@\s]+\.[a-z]{2,}') as is_email_valid,
+        coalesce(
+            regexp_full_match(lower(trim(email)), '[^@\s]+@[^@\s]+\.[a-z]{2,}'), false
+        ) as is_email_valid,
         year(try_cast(trim(birth_date) as date)) as birth_year,
 
         -- attributes
         case upper(trim(gender)) when 'F' then 'F' when 'M' then 'M' when 'X' then 'X' end
             as gender,
-        nullif(upper(trim(country)), '') as country_code,
+        case
+            when regexp_full_match(upper(trim(country)), '[A-Z]{2}') then upper(trim(country))
+        end as country_code,
         nullif(trim(city), '') as city,
         try_cast(trim(signup_date) as date) as signup_date,
 
@@ -35,19 +41,67 @@ typed as (
         -- timestamps (UTC)
         try_cast(trim(updated_at) as timestamp) as updated_at,
 
-        -- lineage
-        _partition_date as arrival_date,
-        _record_number
+        -- lineage and the raw text the rules quote
+        source._partition_date as arrival_date,
+        source._source_file,
+        source._record_number,
+        source.updated_at as raw_updated_at
     from source
 ),
 
-deduplicated as (
-    select * from typed
-    where customer_id is not null
-    qualify row_number() over (
-        partition by arrival_date, customer_id
-        order by updated_at desc nulls last, _record_number desc
-    ) = 1
+checked as (
+    select
+        *,
+        case
+            when customer_id is null then 'null_key'
+            when updated_at is null then 'invalid_timestamp'
+            when cast(updated_at as date) > arrival_date then 'future_timestamp'
+        end as _rule
+    from typed
+),
+
+explained as (
+    select
+        *,
+        case _rule
+            when 'null_key' then 'customer_id is empty'
+            when 'invalid_timestamp'
+                then 'updated_at is not a timestamp: ' || coalesce(raw_updated_at, 'null')
+            when 'future_timestamp'
+                then 'updated on ' || cast(updated_at as date) || ', after arrival on '
+                    || arrival_date
+        end as _reason
+    from checked
+),
+
+latest as (
+    -- CDC: the latest version of a customer in the day's export wins; earlier ones are history.
+    select
+        *,
+        _rule is null and row_number() over (
+            partition by arrival_date, customer_id, _rule is null
+            order by updated_at desc, _record_number desc
+        ) > 1 as _is_redundant
+    from explained
 )
 
-select * exclude (_record_number) from deduplicated
+select
+    customer_id,
+    email_hash,
+    phone_hash,
+    name_hash,
+    is_email_valid,
+    birth_year,
+    gender,
+    country_code,
+    city,
+    signup_date,
+    has_marketing_consent,
+    updated_at,
+    arrival_date,
+    _source_file,
+    _record_number,
+    _rule,
+    _reason,
+    _is_redundant
+from latest

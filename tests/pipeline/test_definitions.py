@@ -22,6 +22,11 @@ EXPECTED_ASSETS = {
     "stg_reviews",
     "stg_campaign_sends",
     "customer_pii",
+    "review_topic_model",
+    "review_nlp",
+    "customer_features",
+    "clv_model",
+    "customer_clv",
 }
 
 
@@ -41,7 +46,7 @@ def test_every_asset_is_described_owned_and_backfills_in_one_run() -> None:
     graph = _defs().resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.group_name in {"raw", "staging", "privacy"}, key
+        assert node.group_name in {"raw", "staging", "privacy", "features"}, key
         assert node.description and len(node.description) > 40, key
         assert "duckdb" in node.kinds, key
         assert node.owners == ["team:data-engineering"], key
@@ -54,7 +59,10 @@ def test_staging_lineage_points_at_its_raw_table_and_the_crm() -> None:
     graph = _defs().resolve_asset_graph()
     parents = graph.get(AssetKey("stg_orders")).parent_keys
     assert parents == {AssetKey("raw_orders"), AssetKey("stg_crm_customers")}
-    assert graph.get(AssetKey("customer_pii")).parent_keys == {AssetKey("raw_crm_customers")}
+    assert graph.get(AssetKey("customer_pii")).parent_keys == {
+        AssetKey("raw_crm_customers"),
+        AssetKey("stg_crm_customers"),
+    }
 
 
 def test_schedule_requests_yesterdays_partition() -> None:

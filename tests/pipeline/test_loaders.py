@@ -56,10 +56,11 @@ def test_malformed_csv_line_is_rejected_with_line_and_kept_text(tmp_path: Path) 
     content = f"{ORDER_HEADER}\n{GOOD_ORDER}\n{bad}\n{GOOD_ORDER.replace('O1', 'O3')}\n"
     result, warehouse = _load(tmp_path, ORDERS, content.encode())
     assert result.rows_loaded == 2 and result.rows_rejected == 1
-    reject = warehouse.query("SELECT * FROM raw_load_rejects").row(0, named=True)
-    assert reject["line_number"] == 3
-    assert reject["raw_line"].startswith("O2,1,C2")
-    assert reject["error_type"] == "MISSING COLUMNS"
+    reject = warehouse.query("SELECT * FROM quarantine").row(0, named=True)
+    assert reject["line_number"] == 3 and reject["stage"] == "load"
+    assert reject["raw_record"].startswith("O2,1,C2")
+    assert reject["rule"] == "missing_columns"
+    assert reject["table_name"] == "raw_orders" and reject["source_file"].endswith(".csv")
 
 
 def test_non_utf8_bytes_are_rejected_not_lost(tmp_path: Path) -> None:
@@ -67,7 +68,7 @@ def test_non_utf8_bytes_are_rejected_not_lost(tmp_path: Path) -> None:
     content = f"{ORDER_HEADER}\n{GOOD_ORDER}\n".encode() + bad + b"\n"
     result, warehouse = _load(tmp_path, ORDERS, content)
     assert result.rows_loaded == 1 and result.rows_rejected == 1
-    assert warehouse.query("SELECT line_number FROM raw_load_rejects").item() == 3
+    assert warehouse.query("SELECT line_number FROM quarantine").item() == 3
 
 
 def test_missing_required_column_names_file_and_column(tmp_path: Path) -> None:
@@ -108,7 +109,7 @@ def test_json_lines_keep_valid_objects_and_reject_broken_lines(tmp_path: Path) -
         "rating": "5",
         "review_text": 'Great, "really"',
     }
-    lines = warehouse.query("SELECT line_number FROM raw_load_rejects ORDER BY 1")
+    lines = warehouse.query("SELECT line_number FROM quarantine ORDER BY 1")
     assert lines["line_number"].to_list() == [2, 3]
 
 

@@ -1,0 +1,139 @@
+"""The quarantine: every delivered row that did not make it into a table, with its reason.
+
+Two stages write here. Loading (``stage = 'load'``) records lines no parser could read;
+staging (``stage = 'staging'``) records rows that break a row rule of their ``stg_*`` SQL
+(``_rule``/``_reason`` columns). Each row keeps its file and line and the raw record, with
+personal fields replaced by their keyed hash, so nothing is lost and nothing personal leaks.
+Each asset replaces only its own rows for its partition window, like every other table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+import duckdb
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from seg_pipeline.metadata import PERSONAL_COLUMNS
+from seg_pipeline.resources import table_exists
+from seg_pipeline.sources import Source
+
+QUARANTINE_TABLE = "quarantine"
+
+
+class QualityPolicy(ConfigurableResource):
+    """Row rules' parameters and how much quarantine a partition may have before it fails."""
+
+    max_lateness_days: int = Field(
+        default=7, description="Rows older than their arrival day by more are quarantined."
+    )
+    max_text_length: int = Field(
+        default=20_000, description="Longer review texts are quarantined (text_too_long)."
+    )
+    max_quarantine_share: dict[str, float] = Field(
+        default={
+            "crm_customers": 0.05,
+            "orders": 0.10,
+            "web_events": 0.10,
+            "reviews": 0.10,
+            "campaign_sends": 0.10,
+        },
+        description="Per source: the share of a day's rows that may be quarantined before the "
+        "partition fails loudly.",
+    )
+    min_rows_for_share: int = Field(
+        default=100,
+        description="Days with fewer rows are judged as if they had this many, so a handful of "
+        "late rows cannot fail a day on their own.",
+    )
+    max_wrong_day_share: float = Field(
+        default=0.5,
+        description="A file whose share of rows dated on another day exceeds this is taken "
+        "for the file of another date and fails.",
+    )
+
+    def threshold(self, source: str) -> float:
+        return self.max_quarantine_share.get(source, 0.10)
+
+
+def ensure_quarantine_table(conn: duckdb.DuckDBPyConnection) -> None:
+    if not table_exists(conn, QUARANTINE_TABLE):
+        conn.execute(
+            f"""CREATE TABLE {QUARANTINE_TABLE} (
+                source VARCHAR NOT NULL,
+                table_name VARCHAR NOT NULL,
+                stage VARCHAR NOT NULL,
+                arrival_date DATE NOT NULL,
+                rule VARCHAR NOT NULL,
+                reason VARCHAR,
+                source_file VARCHAR,
+                line_number BIGINT,
+                column_name VARCHAR,
+                raw_record VARCHAR,
+                quarantined_at TIMESTAMP NOT NULL)"""
+        )
+
+
+def clear_quarantine(
+    conn: duckdb.DuckDBPyConnection, table_name: str, start: date, end: date
+) -> None:
+    """Remove ``table_name``'s quarantine rows of [start, end] before they are written again."""
+    ensure_quarantine_table(conn)
+    conn.execute(
+        f"DELETE FROM {QUARANTINE_TABLE} WHERE table_name = $t "
+        "AND arrival_date BETWEEN $start AND $end",
+        {"t": table_name, "start": start, "end": end},
+    )
+
+
+def masked_record_sql(source: Source, alias: str) -> str:
+    """SQL for a JSON text of ``alias``'s source columns, personal ones as keyed hashes."""
+    fields = ", ".join(
+        f'"{c}" := pseudonymize({alias}."{c}"::VARCHAR)'
+        if c in PERSONAL_COLUMNS
+        else f'"{c}" := {alias}."{c}"'
+        for c in source.columns
+    )
+    return f"to_json(struct_pack({fields}))::VARCHAR"
+
+
+def has_personal_columns(source: Source) -> bool:
+    return any(c in PERSONAL_COLUMNS for c in source.columns)
+
+
+def quarantine_staged_rows(
+    conn: duckdb.DuckDBPyConnection, source: Source, table_name: str, staged: str
+) -> None:
+    """Copy the rows of temp table ``staged`` that carry a ``_rule`` into the quarantine."""
+    raw = f"raw_{source.name}"
+    conn.execute(
+        f"""INSERT INTO {QUARANTINE_TABLE}
+            SELECT $source, $table_name, 'staging', s.arrival_date, s._rule, s._reason,
+                   s._source_file, s._record_number, NULL, {masked_record_sql(source, "r")},
+                   now()::TIMESTAMP
+            FROM {staged} AS s
+            LEFT JOIN {raw} AS r
+              ON r._partition_date = s.arrival_date
+             AND r._source_file = s._source_file
+             AND r._record_number = s._record_number
+            WHERE s._rule IS NOT NULL""",
+        {"source": source.name, "table_name": table_name},
+    )
+
+
+def quarantine_counts(
+    conn: duckdb.DuckDBPyConnection, table_name: str, start: date, end: date
+) -> dict[str, int]:
+    """Quarantined rows of ``table_name`` in [start, end], per rule."""
+    rows = conn.execute(
+        f"SELECT rule, count(*) FROM {QUARANTINE_TABLE} WHERE table_name = $t "
+        "AND arrival_date BETWEEN $start AND $end GROUP BY rule ORDER BY rule",
+        {"t": table_name, "start": start, "end": end},
+    ).fetchall()
+    return {rule: int(n) for rule, n in rows}
+
+
+def format_counts(counts: Iterable[tuple[str, int]]) -> str:
+    return ", ".join(f"{rule}: {n}" for rule, n in counts) or "none"

@@ -1,0 +1,391 @@
+"""The bad-input corpus: one test per kind of bad landing file.
+
+Each test replaces one landing file of one day in a copy of a loaded month, runs that day
+through the real daily job, and asserts either a clear error (naming file, and column where
+there is one) with the warehouse left exactly as it was, or a quarantine row with its reason
+and nothing of the bad row in staging; and always that every other day is unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from seg_pipeline.definitions import build_definitions
+from seg_pipeline.settings import Settings
+from seg_pipeline.sources import CAMPAIGN_SENDS, ORDERS, REVIEWS, WEB_EVENTS, Source
+from tests.conftest import MONTH_START, run_range
+from tests.helpers import fingerprint
+
+DAY = MONTH_START + timedelta(days=15)
+TABLES = {
+    **{
+        f"raw_{s}": "_partition_date" for s in ("orders", "web_events", "reviews", "campaign_sends")
+    },
+    "raw_crm_customers": "_partition_date",
+    "stg_crm_customers": "arrival_date",
+    "restricted.customer_pii": "arrival_date",
+    "stg_orders": "arrival_date",
+    "stg_web_events": "arrival_date",
+    "stg_reviews": "arrival_date",
+    "stg_campaign_sends": "arrival_date",
+    "quarantine": "arrival_date",
+}
+
+
+def _fingerprints(path: Path, where: str) -> dict[str, tuple]:
+    with duckdb.connect(str(path), read_only=True) as conn:
+        return {
+            t: fingerprint(conn, f"(SELECT * FROM {t} WHERE {c} {where})")
+            for t, c in TABLES.items()
+        }
+
+
+@dataclass
+class Corpus:
+    """A private copy of the loaded month whose landing files a test may break."""
+
+    settings: Settings
+
+    def path(self, source: Source, day: date = DAY) -> Path:
+        return source.path_for(self.settings.landing_dir, day)
+
+    def lines(self, source: Source) -> list[str]:
+        return self.path(source).read_text(encoding="utf-8").splitlines()
+
+    def write(self, source: Source, content: str | bytes) -> None:
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        self.path(source).write_bytes(data)
+
+    def run(self, *sources: Source):
+        """Run the day for the sources whose files a test broke (default: orders): their raw and
+        staging assets, with their checks."""
+        names = [s.name for s in sources] or ["orders"]
+        assets = [f"{p}_{n}" for n in names for p in ("raw", "stg")]
+        before_other = _fingerprints(self.settings.warehouse_path, f"<> DATE '{DAY}'")
+        self.before_all = _fingerprints(self.settings.warehouse_path, "IS NOT NULL")
+        result = run_range(
+            build_definitions(self.settings), DAY, DAY, raise_on_error=False, assets=assets
+        )
+        after_other = _fingerprints(self.settings.warehouse_path, f"<> DATE '{DAY}'")
+        assert after_other == before_other, "another day's data changed"
+        return result
+
+    def query(self, sql: str, params: dict | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.settings.warehouse_path), read_only=True) as conn:
+            return conn.execute(sql, params or {}).fetchall()
+
+    def unchanged(self) -> bool:
+        return _fingerprints(self.settings.warehouse_path, "IS NOT NULL") == self.before_all
+
+    def quarantined(self, table: str) -> list[dict]:
+        rows = self.query(
+            "SELECT rule, reason, source_file, line_number, raw_record FROM quarantine "
+            "WHERE table_name = $t AND arrival_date = $d ORDER BY line_number",
+            {"t": table, "d": DAY},
+        )
+        keys = ("rule", "reason", "source_file", "line_number", "raw_record")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def staged_keys(self, table: str, key: str) -> set[str]:
+        rows = self.query(f"SELECT {key} FROM {table} WHERE arrival_date = $d", {"d": DAY})
+        return {r[0] for r in rows}
+
+
+@pytest.fixture
+def corpus(loaded_settings: Settings, tmp_path: Path) -> Corpus:
+    landing = tmp_path / "landing"
+    shutil.copytree(loaded_settings.landing_dir, landing)
+    return Corpus(replace(loaded_settings, landing_dir=landing))
+
+
+def _error(result) -> str:
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failures, "the run did not fail"
+    return " | ".join(str(e.event_specific_data.error) for e in failures)
+
+
+def _csv_rows(corpus: Corpus, source: Source) -> tuple[list[str], list[list[str]]]:
+    rows = list(csv.reader(io.StringIO(corpus.path(source).read_text(encoding="utf-8"))))
+    return rows[0], rows[1:]
+
+
+def _write_csv(corpus: Corpus, source: Source, header: list[str], rows: list[list[str]]) -> None:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([header, *rows])
+    corpus.write(source, out.getvalue())
+
+
+def _set_order_field(corpus: Corpus, index: int, **fields: str) -> list[str]:
+    """Change fields of the order line at ``index``; returns the changed row."""
+    header, rows = _csv_rows(corpus, ORDERS)
+    for name, value in fields.items():
+        rows[index][header.index(name)] = value
+    _write_csv(corpus, ORDERS, header, rows)
+    return rows[index]
+
+
+def _order_quarantined(corpus: Corpus, row_index: int, rule: str, text: str) -> None:
+    """The changed line is quarantined with ``rule``, and its order line is not staged."""
+    result = corpus.run()
+    assert result.success
+    hits = [q for q in corpus.quarantined("stg_orders") if q["line_number"] == row_index + 2]
+    assert [q["rule"] for q in hits] == [rule]
+    assert text in hits[0]["reason"]
+    assert hits[0]["source_file"].endswith(f"orders/{DAY}.csv")
+
+
+# -- whole-file problems: a clear error and the warehouse exactly as it was -----------------
+
+
+def test_empty_file(corpus: Corpus) -> None:
+    corpus.write(ORDERS, b"")
+    message = _error(corpus.run())
+    assert "empty" in message and f"orders/{DAY}.csv" in message
+    assert corpus.unchanged()
+
+
+def test_missing_file(corpus: Corpus) -> None:
+    corpus.path(ORDERS).unlink()
+    message = _error(corpus.run())
+    assert "missing" in message and f"orders/{DAY}.csv" in message
+    assert corpus.unchanged()
+
+
+def test_wrong_delimiter(corpus: Corpus) -> None:
+    corpus.write(ORDERS, "\n".join(line.replace(",", ";") for line in corpus.lines(ORDERS)))
+    message = _error(corpus.run())
+    assert f"orders/{DAY}.csv" in message and "lacks required column(s) order_id" in message
+    assert corpus.unchanged()
+
+
+def test_missing_required_column(corpus: Corpus) -> None:
+    header, rows = _csv_rows(corpus, ORDERS)
+    drop = header.index("unit_price")
+    _write_csv(
+        corpus, ORDERS, header[:drop] + header[drop + 1 :], [r[:drop] + r[drop + 1 :] for r in rows]
+    )
+    message = _error(corpus.run())
+    assert f"orders/{DAY}.csv lacks required column(s) unit_price" in message
+    assert corpus.unchanged()
+
+
+def test_duplicate_column_names(corpus: Corpus) -> None:
+    header, rows = _csv_rows(corpus, ORDERS)
+    _write_csv(corpus, ORDERS, [*header, "status"], [[*r, "completed"] for r in rows])
+    message = _error(corpus.run())
+    assert "duplicate column names" in message and f"orders/{DAY}.csv" in message
+    assert corpus.unchanged()
+
+
+def test_parquet_with_changed_type(corpus: Corpus) -> None:
+    frame = pl.read_parquet(corpus.path(CAMPAIGN_SENDS))
+    frame.with_columns(pl.col("opened").cast(pl.String)).write_parquet(corpus.path(CAMPAIGN_SENDS))
+    message = _error(corpus.run(CAMPAIGN_SENDS))
+    assert f"campaign_sends/{DAY}.parquet column opened has type VARCHAR" in message
+    assert corpus.unchanged()
+
+
+def test_parquet_with_renamed_column(corpus: Corpus) -> None:
+    frame = pl.read_parquet(corpus.path(CAMPAIGN_SENDS))
+    frame.rename({"sent_at": "sent_time"}).write_parquet(corpus.path(CAMPAIGN_SENDS))
+    message = _error(corpus.run(CAMPAIGN_SENDS))
+    assert f"campaign_sends/{DAY}.parquet lacks required column(s) sent_at" in message
+    assert corpus.unchanged()
+
+
+def test_file_for_the_wrong_date(corpus: Corpus) -> None:
+    earlier = ORDERS.path_for(corpus.settings.landing_dir, DAY - timedelta(days=3))
+    corpus.write(ORDERS, earlier.read_bytes())
+    message = _error(corpus.run())
+    assert f"orders/{DAY}.csv is the file for {DAY}, but" in message
+    assert f"mostly {DAY - timedelta(days=3)}" in message
+    assert corpus.unchanged()
+
+
+# -- row problems: the row in quarantine with its reason, the rest of the day staged ---------
+
+
+def test_truncated_file(corpus: Corpus) -> None:
+    data = corpus.path(ORDERS).read_bytes()
+    cut = data.rstrip(b"\n").rfind(b",", 0, len(data) - 40)
+    corpus.write(ORDERS, data[:cut])
+    result = corpus.run()
+    assert result.success
+    last_line = len(data[:cut].splitlines())
+    hits = [q for q in corpus.quarantined("raw_orders") if q["line_number"] == last_line]
+    assert hits and hits[0]["rule"] == "missing_columns"
+    assert len(corpus.staged_keys("stg_orders", "order_id")) > 10
+
+
+def test_non_utf8_bytes(corpus: Corpus) -> None:
+    lines = corpus.path(ORDERS).read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b",", b",\xff\xfe", 1)
+    corpus.write(ORDERS, b"\n".join(lines))
+    result = corpus.run()
+    assert result.success
+    hits = corpus.quarantined("raw_orders")
+    assert [(q["rule"], q["line_number"]) for q in hits if q["rule"] == "invalid_encoding"] == [
+        ("invalid_encoding", 4)
+    ]
+
+
+def test_utf8_bom_changes_nothing(corpus: Corpus) -> None:
+    corpus.write(ORDERS, b"\xef\xbb\xbf" + corpus.path(ORDERS).read_bytes())
+    assert corpus.run().success
+    assert corpus.unchanged()
+
+
+def test_extra_column_is_recorded_and_ignored(corpus: Corpus) -> None:
+    header, rows = _csv_rows(corpus, ORDERS)
+    _write_csv(corpus, ORDERS, [*header, "coupon_code"], [[*r, "XMAS"] for r in rows])
+    result = corpus.run()
+    assert result.success
+    meta = result.asset_materializations_for_node("raw_orders")[0].metadata
+    assert meta["extra_columns_ignored"].value == "coupon_code"
+    assert corpus.unchanged()
+
+
+def test_wrong_type_in_a_numeric_column(corpus: Corpus) -> None:
+    _set_order_field(corpus, 2, quantity="two")
+    _order_quarantined(corpus, 2, "invalid_quantity", "quantity is not a positive integer: two")
+
+
+def test_null_key(corpus: Corpus) -> None:
+    _set_order_field(corpus, 2, order_id="")
+    _order_quarantined(corpus, 2, "null_key", "order_id or line_number is empty")
+
+
+def test_duplicate_keys(corpus: Corpus) -> None:
+    header, rows = _csv_rows(corpus, ORDERS)
+    conflicting = list(rows[0])
+    conflicting[header.index("quantity")] = "99"
+    _write_csv(corpus, ORDERS, header, [rows[0], *rows, conflicting, rows[1]])
+    result = corpus.run()
+    assert result.success
+    hits = [q for q in corpus.quarantined("stg_orders") if q["rule"] == "duplicate_key"]
+    # the first delivery of order line 1 conflicts with the last one and is quarantined twice
+    # (lines 2 and 3 are the same content); the exact repeat of line 2 is dropped
+    assert [q["line_number"] for q in hits] == [2, 3]
+    staged = corpus.query(
+        "SELECT quantity FROM stg_orders WHERE arrival_date = $d AND order_id = $o "
+        "AND line_number = $n",
+        {"d": DAY, "o": rows[0][0], "n": int(rows[0][1])},
+    )
+    assert staged == [(99,)]
+
+
+def test_future_timestamp(corpus: Corpus) -> None:
+    _set_order_field(corpus, 2, ordered_at="2027-03-01T10:00:00+01:00")
+    _order_quarantined(corpus, 2, "future_timestamp", "ordered on 2027-03-01")
+
+
+def test_timestamp_far_in_the_past(corpus: Corpus) -> None:
+    _set_order_field(corpus, 2, ordered_at="1999-12-31T23:00:00+00:00")
+    _order_quarantined(corpus, 2, "too_late", "ordered on 1999-12-31, more than 7 days")
+
+
+@pytest.mark.parametrize("price", ["-5.00", "0.00"])
+def test_negative_and_zero_prices(corpus: Corpus, price: str) -> None:
+    _set_order_field(corpus, 2, unit_price=price)
+    _order_quarantined(corpus, 2, "non_positive_price", f"not a positive amount: {price}")
+
+
+def test_unknown_customer(corpus: Corpus) -> None:
+    _set_order_field(corpus, 2, customer_id="C99999999")
+    _order_quarantined(corpus, 2, "unknown_customer", "customer C99999999 is not in the CRM")
+
+
+def test_unterminated_quote_loses_only_its_line(corpus: Corpus) -> None:
+    lines = corpus.lines(ORDERS)
+    lines[4] = lines[4].replace(",", ',"', 1)
+    corpus.write(ORDERS, "\n".join(lines) + "\n")
+    result = corpus.run()
+    assert result.success
+    hits = corpus.quarantined("raw_orders")
+    assert ("unterminated_quote", 5) in {(q["rule"], q["line_number"]) for q in hits}
+    next_order = next(csv.reader([lines[5]]))[0]
+    assert next_order in corpus.staged_keys("stg_orders", "order_id")
+
+
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _review_lines(corpus: Corpus) -> list[dict]:
+    return [json.loads(line) for line in corpus.lines(REVIEWS) if line.startswith("{")]
+
+
+def _write_reviews(corpus: Corpus, records: list[dict]) -> None:
+    corpus.write(REVIEWS, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_one_megabyte_review_text(corpus: Corpus) -> None:
+    records = _review_lines(corpus)
+    records[0]["review_text"] = "Great product. " * 70_000  # about 1 MB
+    _write_reviews(corpus, records)
+    result = corpus.run(REVIEWS)
+    assert result.success
+    hits = corpus.quarantined("stg_reviews")
+    assert [q["rule"] for q in hits] == ["text_too_long"]
+    assert re.search(r"review_text has 10[45]\d{4} characters, more than 20000", hits[0]["reason"])
+    assert records[0]["review_id"] not in corpus.staged_keys("stg_reviews", "review_id")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "'); DROP TABLE stg_orders; --",
+        '=HYPERLINK("http://example.invalid","click")',
+        "+1 would buy again",
+        "-- not bad at all",
+        "@everyone read this",
+    ],
+)
+def test_text_that_looks_like_code_is_stored_verbatim_and_inert(corpus: Corpus, text: str) -> None:
+    records = _review_lines(corpus)
+    records[0]["review_text"] = text
+    _write_reviews(corpus, records)
+    assert corpus.run(REVIEWS).success
+    stored = corpus.query(
+        "SELECT review_text FROM stg_reviews WHERE arrival_date = $d AND review_id = $r",
+        {"d": DAY, "r": records[0]["review_id"]},
+    )
+    assert stored == [(text,)]
+    assert corpus.query("SELECT count(*) FROM stg_orders")[0][0] > 0  # nothing executed
+
+
+def test_wrong_json_type(corpus: Corpus) -> None:
+    records = _review_lines(corpus)
+    records[0]["rating"] = "five"
+    _write_reviews(corpus, records)
+    assert corpus.run(REVIEWS).success
+    hits = corpus.quarantined("stg_reviews")
+    assert [(q["rule"], q["line_number"]) for q in hits] == [("invalid_rating", 1)]
+    assert "five" in hits[0]["reason"]
+
+
+def test_malformed_json_lines(corpus: Corpus) -> None:
+    lines = corpus.lines(WEB_EVENTS)
+    good = sum(1 for x in lines if _is_json_object(x))
+    lines.insert(5, lines[5][: len(lines[5]) // 2])
+    lines.insert(8, "not json at all")
+    corpus.write(WEB_EVENTS, "\n".join(lines) + "\n")
+    assert corpus.run(WEB_EVENTS).success
+    hits = [q for q in corpus.quarantined("raw_web_events") if q["line_number"] in (6, 9)]
+    assert [q["rule"] for q in hits] == ["invalid_json", "invalid_json"]
+    raw = corpus.query("SELECT count(*) FROM raw_web_events WHERE _partition_date = $d", {"d": DAY})
+    assert raw[0][0] == good
