@@ -142,19 +142,36 @@ def load_file(
 def _check_file_day(
     conn: duckdb.DuckDBPyConnection, source: Source, result: LoadResult, max_share: float
 ) -> None:
+    """Fail on a file that repeats another day's data under this day's name.
+
+    A day's file may legitimately hold only late rows (a day without campaigns still brings
+    late sends), so "most rows are from another day" is not enough: the file must also hold at
+    least half as many of that day's rows as that day's own file delivered (or that day has no
+    file loaded at all).
+    """
+    day_of = f'CAST(try_cast("{source.event_time}" AS TIMESTAMPTZ) AS DATE)'
     other, dated, usual = conn.execute(
         f"""SELECT count(*) FILTER (WHERE day <> $day), count(day), mode(day)
-            FROM (SELECT CAST(try_cast("{source.event_time}" AS TIMESTAMPTZ) AS DATE) AS day
-                  FROM {raw_table(source)}
+            FROM (SELECT {day_of} AS day FROM {raw_table(source)}
                   WHERE _partition_date = $day AND _source_file = $file)""",
         {"day": result.partition_date, "file": result.source_file},
     ).fetchone()
-    if dated >= 20 and other / dated > max_share:
-        raise LandingFileError(
-            f"{source.name}: {result.path} is the file for {result.partition_date}, but {other} "
-            f"of its {dated} rows ({other / dated:.0%}) happened on other days, mostly {usual}: "
-            "it looks like the file of another date"
-        )
+    if dated < 20 or other / dated <= max_share:
+        return
+    in_file, in_own_file = conn.execute(
+        f"""SELECT count(*) FILTER (WHERE _partition_date = $day),
+                   count(*) FILTER (WHERE _partition_date = $usual)
+            FROM {raw_table(source)}
+            WHERE _partition_date IN ($day, $usual) AND {day_of} = $usual""",
+        {"day": result.partition_date, "usual": usual},
+    ).fetchone()
+    if in_own_file and in_file < 0.5 * in_own_file:
+        return  # late rows of a busier day, not a copy of it
+    raise LandingFileError(
+        f"{source.name}: {result.path} is the file for {result.partition_date}, but {other} "
+        f"of its {dated} rows ({other / dated:.0%}) happened on other days, mostly {usual}: "
+        "it looks like the file of another date"
+    )
 
 
 def _insert_from_temp(

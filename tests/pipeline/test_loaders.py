@@ -146,3 +146,32 @@ def test_parquet_with_changed_type_fails_naming_the_column(tmp_path: Path) -> No
     _sends_frame(opened=pl.Series(["yes", "no"])).write_parquet(path)
     with pytest.raises(LandingFileError, match="column opened has type VARCHAR, expected BOOLEAN"):
         _load(tmp_path, CAMPAIGN_SENDS, path.read_bytes())
+
+
+def _orders_on(day: date, count: int, prefix: str) -> str:
+    lines = [
+        f"{prefix}{i},1,C1,{day.isoformat()}T10:00:00+00:00,P1,home,1,9.99,0,web,completed"
+        for i in range(count)
+    ]
+    return "\n".join([ORDER_HEADER, *lines]) + "\n"
+
+
+def _load_day(warehouse: Warehouse, root: Path, day: date, content: str) -> None:
+    path = ORDERS.path_for(root, day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content, encoding="utf-8")
+    with warehouse.connection() as conn, transaction(conn):
+        ensure_raw_tables(conn, ORDERS)
+        delete_window(conn, ORDERS, day, day)
+        load_file(conn, ORDERS, path, day)
+
+
+def test_a_day_of_only_late_rows_is_not_taken_for_another_days_file(tmp_path: Path) -> None:
+    warehouse = Warehouse(database=str(tmp_path / "w.duckdb"), pseudonymisation_key="k")
+    busy = date(2026, 1, 1)
+    _load_day(warehouse, tmp_path, busy, _orders_on(busy, 200, "A"))
+    # Jan 3 brings nothing of its own, only 30 late lines of Jan 1: a quiet day, not a copy
+    _load_day(warehouse, tmp_path, date(2026, 1, 3), _orders_on(busy, 30, "L"))
+    # Jan 4 brings Jan 1's whole file again under its own name: that is a misnamed file
+    with pytest.raises(LandingFileError, match=r"mostly 2026-01-01: it looks like the file"):
+        _load_day(warehouse, tmp_path, date(2026, 1, 4), _orders_on(busy, 200, "A"))
