@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
@@ -113,6 +114,15 @@ class Warehouse(DuckDBResource):
         """Run one statement and return its result as a polars frame."""
         with self.connection() as conn:
             return query_frame(conn, sql, params)
+
+
+def bind_params(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of ``params`` that ``sql`` names as ``$name`` (DuckDB rejects extras)."""
+    names = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
+    missing = names - params.keys()
+    if missing:
+        raise KeyError(f"SQL needs parameters it was not given: {sorted(missing)}")
+    return {k: v for k, v in params.items() if k in names}
 
 
 def query_frame(

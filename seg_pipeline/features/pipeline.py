@@ -25,7 +25,13 @@ from seg_pipeline.features.nlp import (
     sentiment_labels,
     sentiment_scores,
 )
-from seg_pipeline.resources import query_frame, read_sql, replace_window
+from seg_pipeline.resources import (
+    bind_params,
+    query_frame,
+    read_sql,
+    replace_window,
+    table_exists,
+)
 
 # Refit days fall every ``refit_every_days`` counted from this Monday (weekly refits: Mondays).
 REFIT_EPOCH = date(2000, 1, 3)
@@ -93,26 +99,10 @@ WEB_LOOKBACK_DAYS = 90
 EARLIEST = date(1900, 1, 1)
 
 
-def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether ``table`` exists; reads its result to the end (DuckDB 2.0 refuses a relation
-    query on a connection with a partly fetched result, as ``fetchone`` leaves)."""
-    schema, _, name = table.rpartition(".")
-    rows = conn.execute(
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_schema = $schema AND table_name = $name",
-        {"schema": schema or "main", "name": name},
-    ).fetchall()
-    return bool(rows[0][0])
-
-
-def _bound(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in params.items() if f"${k}" in sql}
-
-
 def _create_temp(
     conn: duckdb.DuckDBPyConnection, name: str, sql: str, params: Mapping[str, Any]
 ) -> None:
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", _bound(sql, params))
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", bind_params(sql, params))
 
 
 def _scope_all_customers(conn: duckdb.DuckDBPyConnection, as_of_date: date) -> None:

@@ -9,10 +9,8 @@ tables in one transaction. Plain functions: the asset calls them, tests call the
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 import duckdb
 
@@ -22,7 +20,7 @@ from seg_pipeline.quality.quarantine import (
     format_counts,
     quarantine_staged_rows,
 )
-from seg_pipeline.resources import replace_window, transaction
+from seg_pipeline.resources import bind_params, replace_window, transaction
 from seg_pipeline.sources import SOURCES_BY_NAME
 
 PARTITION_COLUMN = "arrival_date"
@@ -42,15 +40,6 @@ class StageOutcome:
     rows_written: int = 0
     rows_redundant: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
-
-
-def bind(sql: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``params`` that ``sql`` names as ``$name`` (DuckDB rejects extras)."""
-    names = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
-    missing = names - params.keys()
-    if missing:
-        raise KeyError(f"SQL needs parameters it was not given: {sorted(missing)}")
-    return {k: v for k, v in params.items() if k in names}
 
 
 def stage_window(
@@ -77,7 +66,7 @@ def stage_window(
         "max_lateness_days": policy.max_lateness_days,
         "max_text_length": policy.max_text_length,
     }
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {sql}", bind(sql, params))
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {sql}", bind_params(sql, params))
     columns = [r[0] for r in conn.execute(f"DESCRIBE {STAGED}").fetchall()]
     outcome = StageOutcome(rows_in=_count(conn, f"SELECT count(*) FROM {STAGED}"))
     if "_rule" not in columns:
