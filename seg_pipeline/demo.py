@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from dagster import DagsterInstance
 
@@ -34,6 +34,20 @@ def table_counts(warehouse: Warehouse) -> list[tuple[str, int]]:
             )
             for schema, name in tables
         ]
+
+
+def print_segments(warehouse: Warehouse, day: date) -> None:
+    """The day's segments: name, size and the surrogate-tree rule that describes each."""
+    with warehouse.connection() as conn:
+        rows = conn.execute(
+            "SELECT segment_id, segment_name, n_customers, share, rules FROM segment_profiles "
+            "WHERE as_of_date = $d ORDER BY segment_id",
+            {"d": day},
+        ).fetchall()
+    print(f"\nSegments on {day} (table segment_profiles; plots in the UI)")
+    for segment_id, name, n, share, rules in rows:
+        first_rule = (rules or "").split(" OR ")[0]
+        print(f"  {segment_id:>3} {name:<26} {n:>7,} {share:>6.1%}  {first_rule}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\nRows per table")
     for table, rows in table_counts(warehouse):
         print(f"  {table:<28} {rows:>12,}")
+    if ok:
+        print_segments(warehouse, end)
     print(f"\nWarehouse:  {settings.warehouse_path}")
     print(f"Landing:    {settings.landing_dir}")
     print("Dagster UI: make ui, then open http://localhost:3000 (lineage under Assets)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -126,10 +126,14 @@ def bind_params(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def query_frame(
-    conn: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None = None
+    conn: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: Mapping[str, Any] | Sequence[Any] | None = None,
 ) -> pl.DataFrame:
-    """Result of ``sql`` with bound ``params`` as a polars frame."""
-    return conn.sql(sql, params=dict(params or {})).pl()
+    """Result of ``sql`` with bound ``params`` (named ``$x`` or positional ``?``) as a polars
+    frame."""
+    bound = list(params) if isinstance(params, list | tuple) else dict(params or {})
+    return conn.sql(sql, params=bound).pl()
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:

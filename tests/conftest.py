@@ -57,9 +57,12 @@ def run_range(
     end: date,
     raise_on_error: bool = True,
     assets: list[str] | None = None,
+    op_config: dict | None = None,
 ) -> ExecuteInProcessResult:
     """The daily job (or ``assets`` of it) over [start, end] as one single-run backfill."""
-    return run_daily_range(defs, start, end, raise_on_error=raise_on_error, assets=assets)
+    return run_daily_range(
+        defs, start, end, raise_on_error=raise_on_error, assets=assets, op_config=op_config
+    )
 
 
 @pytest.fixture(scope="session")

@@ -346,7 +346,7 @@ class World:
     def _campaigns(self, d: int, day: date, base_ms: int, out: dict[str, Any]) -> np.ndarray:
         rng = _rng(self.seed, d, S_CAMPAIGN)
         c = self.c
-        n_camp = int(day.weekday() in (1, 3)) + int(rng.poisson(0.1))
+        n_camp = 1 + int(day.weekday() in (1, 3)) + int(rng.poisson(0.1))
         frames = []
         converted: list[np.ndarray] = []
         eligible = np.nonzero(c["consent"] & (c["signup_day"] < d))[0]

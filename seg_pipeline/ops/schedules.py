@@ -16,7 +16,8 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 # Runs that write the warehouse carry this tag; dagster.yaml lets one such run go at a time.
 WAREHOUSE_RUN_TAG = {"seg/warehouse": "duckdb"}
 DAILY_JOB_NAME = "daily_pipeline"
-DAILY_SELECTION = AssetSelection.groups("raw", "staging", "privacy", "features")
+DAILY_SELECTION = AssetSelection.groups("raw", "staging", "privacy", "features", "segmentation")
+REFIT_JOB_NAME = "refit_segmentation"
 
 
 def build_daily_job() -> UnresolvedAssetJobDefinition:
@@ -25,6 +26,24 @@ def build_daily_job() -> UnresolvedAssetJobDefinition:
         selection=DAILY_SELECTION,
         tags=WAREHOUSE_RUN_TAG,
         description="Load and stage one day (or, as a backfill, a range of days) of every source.",
+    )
+
+
+def build_refit_segmentation_job() -> UnresolvedAssetJobDefinition:
+    """Refit the segmentation model for the chosen day(s) now, then re-assign and re-profile.
+
+    Launch it from the UI (pick the partition) or the CLI:
+    ``dagster job launch -m seg_pipeline.definitions -j refit_segmentation --tags
+    '{"dagster/partition": "2026-01-31"}'``.
+    """
+    return define_asset_job(
+        name=REFIT_JOB_NAME,
+        selection=AssetSelection.assets(
+            "segmentation_model", "customer_segments", "segment_migrations", "segment_profiles"
+        ),
+        tags=WAREHOUSE_RUN_TAG,
+        config={"ops": {"segmentation_model": {"config": {"force_refit": True}}}},
+        description="Refit the segmentation model on request (not waiting for its age limit).",
     )
 
 

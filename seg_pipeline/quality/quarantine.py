@@ -44,9 +44,10 @@ class QualityPolicy(ConfigurableResource):
         "partition fails loudly.",
     )
     min_rows_for_share: int = Field(
-        default=100,
+        default=500,
         description="Days with fewer rows are judged as if they had this many, so a handful of "
-        "late rows cannot fail a day on their own.",
+        "late or broken rows cannot fail a small day on their own (a day of 140 order lines "
+        "with 2% of each kind of planted problem reaches 10% by chance).",
     )
     max_wrong_day_share: float = Field(
         default=0.5,

@@ -194,13 +194,19 @@ def test_campaign_funnel(clean_world, truth) -> None:
 
 
 def test_personas_overlap(truth) -> None:
-    """No single parameter separates personas: neighbours' ranges overlap."""
-    loyal = truth.filter(pl.col("persona") == "loyal_high_value")
-    one_off = truth.filter(pl.col("persona") == "one_off")
-    assert (one_off["lambda"] > loyal["lambda"].median()).mean() > 0.05
-    assert (one_off["spend_mean"] > loyal["spend_mean"].median()).mean() > 0.05
-    browser = truth.filter(pl.col("persona") == "browser")
-    assert (browser["session_rate"] < loyal["session_rate"].median()).mean() > 0.1
+    """Each parameter leaves some personas overlapping: customers of one persona fall inside
+    the middle half of another's range.  (Whether the *observed* features give the personas
+    away is measured by the segmentation's evaluation: tests/segmentation/test_evaluation.py.)"""
+
+    def inside_middle_half(a: str, b: str, param: str) -> float:
+        x = truth.filter(pl.col("persona") == a)[param]
+        ref = truth.filter(pl.col("persona") == b)[param]
+        return float(x.is_between(ref.quantile(0.25), ref.quantile(0.75)).mean())
+
+    assert inside_middle_half("new_customer", "bargain_hunter", "lambda") > 0.1
+    assert inside_middle_half("one_off", "browser", "spend_mean") > 0.2
+    assert inside_middle_half("loyal_high_value", "bargain_hunter", "session_rate") > 0.2
+    assert inside_middle_half("lapsing", "browser", "discount_propensity") > 0.2
 
 
 def test_crm_cdc(clean_world) -> None:

@@ -268,4 +268,4 @@ def test_metadata_has_counts_schema_and_no_personal_data(month, tmp_path) -> Non
         assert not any(e and e in text for e in emails)
         assert not EMAIL.search(text)
         seen.add(materialization.asset_key.to_user_string())
-    assert len(seen) == 14
+    assert len(seen) == 18

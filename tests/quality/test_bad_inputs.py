@@ -247,13 +247,27 @@ def test_utf8_bom_changes_nothing(corpus: Corpus) -> None:
 
 
 def test_extra_column_is_recorded_and_ignored(corpus: Corpus) -> None:
-    header, rows = _csv_rows(corpus, ORDERS)
-    _write_csv(corpus, ORDERS, [*header, "coupon_code"], [[*r, "XMAS"] for r in rows])
+    # Edit physical lines, not parsed records: the day's file also holds planted broken lines
+    # (an unterminated quote, a surplus field) that must stay broken in the same way.
+    lines = corpus.path(ORDERS).read_text(encoding="utf-8").split("\n")
+    edited = [lines[0] + ",coupon_code"] + [f"{line},XMAS" if line else line for line in lines[1:]]
+    corpus.write(ORDERS, "\n".join(edited))
+    quarantine = (
+        "SELECT table_name, rule, source_file, line_number FROM quarantine "
+        "WHERE arrival_date = $d ORDER BY ALL"
+    )
+    quarantined_before = corpus.query(quarantine, {"d": DAY})
     result = corpus.run()
     assert result.success
     meta = result.asset_materializations_for_node("raw_orders")[0].metadata
     assert meta["extra_columns_ignored"].value == "coupon_code"
-    assert corpus.unchanged()
+    after = _fingerprints(corpus.settings.warehouse_path, "IS NOT NULL")
+    # every table as before; the quarantined lines are the same lines for the same reasons
+    # (their raw text now ends in ",XMAS")
+    assert {t: v for t, v in after.items() if t != "quarantine"} == {
+        t: v for t, v in corpus.before_all.items() if t != "quarantine"
+    }
+    assert corpus.query(quarantine, {"d": DAY}) == quarantined_before
 
 
 def test_wrong_type_in_a_numeric_column(corpus: Corpus) -> None:

@@ -1,0 +1,1 @@
+"""Customer segmentation: preprocessing, algorithms, K choice, stable ids, profiles, plots."""
