@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from dagster import AssetExecutionContext, BackfillPolicy
 
@@ -12,6 +13,18 @@ OWNERS = ["team:data-engineering"]
 WAREHOUSE_POOL = "duckdb_warehouse"
 # A backfill of any date range is one run with one transaction per asset.
 SINGLE_RUN = BackfillPolicy.single_run()
+
+
+def warehouse_asset_options(group: str, partitions_def: Any) -> dict[str, Any]:
+    """Keyword arguments every daily warehouse asset of ``group`` shares: owners, the daily
+    partitions, single-run backfills and the one-slot warehouse pool."""
+    return {
+        "group_name": group,
+        "owners": OWNERS,
+        "partitions_def": partitions_def,
+        "backfill_policy": SINGLE_RUN,
+        "pool": WAREHOUSE_POOL,
+    }
 
 
 def partition_dates(context: AssetExecutionContext) -> tuple[date, date]:

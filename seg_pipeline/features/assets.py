@@ -21,13 +21,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from seg_pipeline.assets_common import (
-    OWNERS,
-    SINGLE_RUN,
-    WAREHOUSE_POOL,
-    days_between,
-    partition_dates,
-)
+from seg_pipeline.assets_common import days_between, partition_dates, warehouse_asset_options
 from seg_pipeline.features import pipeline as fp
 from seg_pipeline.features.columns import described_schema
 from seg_pipeline.metadata import window_metadata
@@ -83,13 +77,7 @@ def _metadata(conn: Any, table: str, column: str, start: date, end: date, previe
 
 def build_feature_assets(partitions_def: DailyPartitionsDefinition) -> list[AssetsDefinition]:
     """The feature assets on the shared daily partitions."""
-    common: dict[str, Any] = {
-        "group_name": GROUP,
-        "owners": OWNERS,
-        "partitions_def": partitions_def,
-        "backfill_policy": SINGLE_RUN,
-        "pool": WAREHOUSE_POOL,
-    }
+    common = warehouse_asset_options(GROUP, partitions_def)
 
     @asset(
         name="review_topic_model",

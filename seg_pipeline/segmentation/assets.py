@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from dagster import (
     AssetCheckExecutionContext,
@@ -27,13 +28,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from seg_pipeline.assets_common import (
-    OWNERS,
-    SINGLE_RUN,
-    WAREHOUSE_POOL,
-    days_between,
-    partition_dates,
-)
+from seg_pipeline.assets_common import days_between, partition_dates, warehouse_asset_options
 from seg_pipeline.features.pipeline import write_frame
 from seg_pipeline.metadata import markdown_table, window_metadata
 from seg_pipeline.resources import Warehouse, query_frame, read_sql, table_exists, transaction
@@ -50,6 +45,9 @@ GROUP = "segmentation"
 DEFAULT_ALGORITHM = "kmeans"
 # Recovery the evaluation check expects on generated data: the default algorithm, the others.
 RECOVERY_TARGET = {"default": 0.8, "other": 0.6}
+# Customers drawn (seeded) for the 2-D projection plot and for fitting the surrogate tree.
+PROJECTION_POINTS = 5_000
+SURROGATE_ROWS = 100_000
 
 
 class SegmentationSettings(ConfigurableResource):
@@ -127,13 +125,7 @@ def build_segmentation_assets(
     partitions_def: DailyPartitionsDefinition, plots_dir: Path
 ) -> list[AssetsDefinition]:
     """The segmentation assets on the shared daily partitions; PNGs go under ``plots_dir``."""
-    common: dict[str, Any] = {
-        "group_name": GROUP,
-        "owners": OWNERS,
-        "partitions_def": partitions_def,
-        "backfill_policy": SINGLE_RUN,
-        "pool": WAREHOUSE_POOL,
-    }
+    common = warehouse_asset_options(GROUP, partitions_def)
 
     @asset(
         name="segmentation_model",
@@ -368,15 +360,20 @@ def build_segmentation_assets(
             }
         )
         folder = plots_dir / "segment_profiles" / end.isoformat()
-        x = model.transform(features)
-        labels = segments.join(features.select("customer_id"), on="customer_id", how="right")[
-            "segment_id"
-        ].to_numpy()
+        shown = features.join(segments, on="customer_id", how="inner")
+        if shown.height > PROJECTION_POINTS:
+            shown = shown.sample(PROJECTION_POINTS, seed=model.config.seed)
         _png(
             meta,
             folder,
             "projection",
-            plots.projection_scatter(x, labels, model.names, model.config.seed),
+            plots.projection_scatter(
+                model.transform(shown),
+                shown["segment_id"].to_numpy(),
+                model.names,
+                model.config.seed,
+                max_points=PROJECTION_POINTS,
+            ),
             "Segments in 2-D",
         )
         _png(
@@ -397,20 +394,38 @@ def assign_segments(
 ) -> pl.DataFrame:
     """customer_segments rows of ``day``: model segments, distances, RFM baseline."""
     x = model.transform(features)
-    labels = model.fit.estimator.predict(x)
-    segment_ids = model.predict(features)
-    centroids = model.fit.centroids
-    distance = ((x - centroids[labels]) ** 2).sum(axis=1) ** 0.5
-    rfm = query_frame(conn, read_sql("segmentation/customer_rfm"), {"as_of_date": day})
-    frame = pl.DataFrame(
+    labels = np.asarray(model.fit.estimator.predict(x), dtype=np.int64)
+    segment_ids = model.segment_ids_of(labels)
+    distance = np.sqrt(((x - model.fit.centroids[labels]) ** 2).sum(axis=1))
+    names = pl.DataFrame(
         {
-            "as_of_date": pl.Series([day] * features.height, dtype=pl.Date),
-            "customer_id": features["customer_id"],
-            "segment_id": pl.Series(segment_ids, dtype=pl.Int64),
-            "segment_name": pl.Series([model.names[int(s)] for s in segment_ids], dtype=pl.String),
-            "distance_to_centre": pl.Series(distance, dtype=pl.Float64).round(4),
-            "model_version": pl.Series([model.version] * features.height, dtype=pl.String),
-        }
+            "segment_id": list(model.names),
+            "segment_name": list(model.names.values()),
+        },
+        schema={"segment_id": pl.Int64, "segment_name": pl.String},
+    )
+    rfm = query_frame(conn, read_sql("segmentation/customer_rfm"), {"as_of_date": day})
+    frame = (
+        pl.DataFrame(
+            {
+                "customer_id": features["customer_id"],
+                "segment_id": pl.Series(segment_ids, dtype=pl.Int64),
+                "distance_to_centre": pl.Series(distance, dtype=pl.Float64).round(4),
+            }
+        )
+        .join(names, on="segment_id", how="left")
+        .with_columns(
+            pl.lit(day, dtype=pl.Date).alias("as_of_date"),
+            pl.lit(model.version, dtype=pl.String).alias("model_version"),
+        )
+        .select(
+            "as_of_date",
+            "customer_id",
+            "segment_id",
+            "segment_name",
+            "distance_to_centre",
+            "model_version",
+        )
     )
     return frame.join(rfm.drop("as_of_date"), on="customer_id", how="left")
 
@@ -421,6 +436,8 @@ def profile_day(
     """segment_profiles rows of ``day``: profile, name and surrogate-tree rules per segment."""
     profile = segment_profiles(features, segments)
     joined = features.join(segments, on="customer_id", how="inner")
+    if joined.height > SURROGATE_ROWS:
+        joined = joined.sample(SURROGATE_ROWS, seed=model.config.seed)
     surrogate = surrogate_rules(
         joined, joined["segment_id"].to_numpy(), list(PROFILE_FEATURES), seed=model.config.seed
     )

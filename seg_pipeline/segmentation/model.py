@@ -84,10 +84,14 @@ class SegmentationModel:
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
         """Stable segment id of every row of ``frame``."""
+        return self.segment_ids_of(self.labels(frame))
+
+    def segment_ids_of(self, labels: np.ndarray) -> np.ndarray:
+        """Stable segment ids of raw cluster labels."""
         lookup = np.zeros(max(self.match.segment_ids) + 1, dtype=np.int64)
         for label, segment_id in self.match.segment_ids.items():
             lookup[label] = segment_id
-        return lookup[self.labels(frame)]
+        return lookup[labels]
 
     @property
     def segment_ids(self) -> list[int]:

@@ -126,8 +126,9 @@ def segment_profiles(
     -------
     pl.DataFrame
         Sorted by ``segment_id``, columns ``segment_id``, ``n_customers``, ``share`` (of the
-        base), then per feature ``f``: ``f_mean``, ``f_median``, ``f_lift`` (segment mean / base
-        mean, null when the base mean is 0 or null) and ``f_std_diff`` (segment mean minus base
+        base), then per feature ``f``: ``f_mean``, ``f_median``, ``f_base_mean`` and
+        ``f_base_median`` (of the whole base), ``f_lift`` (segment mean / base mean, null when
+        the base mean is 0 or null) and ``f_std_diff`` (segment mean minus base
         mean in base standard deviations, null when the deviation is 0 or null); last
         ``top_features``: the three features with the largest absolute ``std_diff``, signed, as
         text (``"count_orders +1.5 sd, tenure_days +1.4 sd, ..."``).  Nulls are ignored by
@@ -140,6 +141,7 @@ def segment_profiles(
     n_total = joined.height
     base = joined.select(
         *[pl.col(f).mean().alias(f"{f}__mean") for f in feats],
+        *[pl.col(f).median().alias(f"{f}__median") for f in feats],
         *[pl.col(f).std(ddof=0).alias(f"{f}__std") for f in feats],
     ).row(0, named=True)
 
@@ -163,11 +165,23 @@ def segment_profiles(
             if std is not None and std > 0 and mean is not None
             else pl.lit(None, dtype=pl.Float64)
         )
-        cols += [lift.alias(f"{f}_lift"), diff.alias(f"{f}_std_diff")]
+        cols += [
+            pl.lit(mean, dtype=pl.Float64).alias(f"{f}_base_mean"),
+            pl.lit(base[f"{f}__median"], dtype=pl.Float64).alias(f"{f}_base_median"),
+            lift.alias(f"{f}_lift"),
+            diff.alias(f"{f}_std_diff"),
+        ]
     prof = prof.with_columns(cols)
     ordered = ["segment_id", "n_customers", "share"]
     for f in feats:
-        ordered += [f"{f}_mean", f"{f}_median", f"{f}_lift", f"{f}_std_diff"]
+        ordered += [
+            f"{f}_mean",
+            f"{f}_median",
+            f"{f}_base_mean",
+            f"{f}_base_median",
+            f"{f}_lift",
+            f"{f}_std_diff",
+        ]
     prof = prof.select(ordered)
     tops = [_top_features(row, feats) for row in prof.iter_rows(named=True)]
     return prof.with_columns(pl.Series("top_features", tops, dtype=pl.String))
