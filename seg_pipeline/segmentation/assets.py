@@ -213,6 +213,9 @@ def build_segmentation_assets(
                 ),
                 "new_segments": MetadataValue.json(model.match.new),
                 "vanished_segments": MetadataValue.json(model.match.vanished),
+                "renamed_segments": MetadataValue.json(
+                    {str(k): v for k, v in model.info.get("renamed", {}).items()}
+                ),
                 "k_scores": MetadataValue.md(
                     markdown_table(
                         model.fit.k_scores.columns,

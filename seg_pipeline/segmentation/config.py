@@ -111,6 +111,10 @@ class SegmentationConfig:
     min_match_jaccard
         Shared-member overlap (Jaccard) below which a refitted segment is new, not a
         continuation of an old one.
+    keep_name_jaccard
+        Overlap from which a continued segment also keeps its name; a weaker continuation
+        keeps its id but is renamed from its current profile (early models, fitted on little
+        history, name segments that later settle).
     """
 
     features: tuple[str, ...] = DEFAULT_FEATURES
@@ -139,6 +143,7 @@ class SegmentationConfig:
     som_learning_rate: float = 0.5
     kmeans_n_init: int = 4
     min_match_jaccard: float = 0.3
+    keep_name_jaccard: float = 0.5
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:

@@ -161,7 +161,9 @@ def fit_model(
     for segment_id in sorted(match.segment_ids.values()):
         if segment_id == noise_id:
             names[segment_id] = NOISE_NAME
-        elif previous is not None and segment_id in match.carried:
+        elif (
+            previous is not None and match.carried.get(segment_id, 0.0) >= config.keep_name_jaccard
+        ):
             names[segment_id] = previous.names[segment_id]
     for segment_id in sorted(match.segment_ids.values()):
         if segment_id not in names:
@@ -171,6 +173,11 @@ def fit_model(
             while candidate in taken:
                 candidate, n = f"{name} {n}", n + 1
             names[segment_id] = candidate
+    renamed = {
+        segment_id: [previous.names[segment_id], names[segment_id]]
+        for segment_id in match.carried
+        if previous is not None and previous.names.get(segment_id) != names[segment_id]
+    }
     version = f"{fitted_on:%Y%m%d}-{config.algorithm}-{config_fingerprint(config)}"
     return SegmentationModel(
         version=version,
@@ -184,6 +191,7 @@ def fit_model(
         window_start=window_start,
         previous_version=previous.version if previous else None,
         noise_segment_id=noise_id,
+        info={"renamed": renamed},
     )
 
 
