@@ -48,6 +48,10 @@ RECOVERY_TARGET = {"default": 0.8, "other": 0.6}
 # Customers drawn (seeded) for the 2-D projection plot and for fitting the surrogate tree.
 PROJECTION_POINTS = 5_000
 SURROGATE_ROWS = 100_000
+# Depth of the surrogate tree: at 3 two segments that differ in several features at once
+# (loyal and lapsing customers) shared one leaf (fidelity 0.78 on the test month); 4 gives
+# each its own rule of at most four conditions (fidelity 0.96).
+SURROGATE_DEPTH = 4
 
 
 class SegmentationSettings(ConfigurableResource):
@@ -442,7 +446,11 @@ def profile_day(
     if joined.height > SURROGATE_ROWS:
         joined = joined.sample(SURROGATE_ROWS, seed=model.config.seed)
     surrogate = surrogate_rules(
-        joined, joined["segment_id"].to_numpy(), list(PROFILE_FEATURES), seed=model.config.seed
+        joined,
+        joined["segment_id"].to_numpy(),
+        list(PROFILE_FEATURES),
+        max_depth=SURROGATE_DEPTH,
+        seed=model.config.seed,
     )
     rules, fidelity = surrogate.by_segment(), round(float(surrogate.fidelity), 4)
     profile = profile.with_columns(

@@ -91,6 +91,7 @@ NAMING_RULES: tuple[NamingRule, ...] = (
             ("count_sessions_30d", -1),
         ),
     ),
+    NamingRule("At-risk long-timers", (("tenure_days", 1), ("count_sessions_30d", -1))),
     NamingRule(
         "Window shoppers",
         (("count_sessions_30d", 1), ("count_add_to_cart_30d", 1), ("count_orders", -1)),
