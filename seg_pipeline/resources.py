@@ -204,6 +204,28 @@ def replace_window(
     return int(written)
 
 
+@contextmanager
+def registered(conn: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[str]:
+    """``frame`` visible to SQL as ``name`` for the duration of the block."""
+    conn.register(name, frame)
+    try:
+        yield name
+    finally:
+        conn.unregister(name)
+
+
+def write_frame(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pl.DataFrame,
+    partition_column: str,
+    day: date,
+) -> int:
+    """Replace ``table``'s partition ``day`` with ``frame`` (inside :func:`transaction`)."""
+    with registered(conn, "_partition_rows", frame) as view:
+        return replace_window(conn, table, f"SELECT * FROM {view}", {}, partition_column, day, day)
+
+
 class LandingZone(ConfigurableResource):
     """The folder where source systems drop their daily files."""
 

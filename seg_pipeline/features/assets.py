@@ -2,7 +2,8 @@
 
 Thin wrappers: each loops over the days of its run's partition window and calls the plain
 functions of :mod:`seg_pipeline.features.pipeline` inside one transaction per asset, so a
-backfill is one run and a failed run leaves every table as it was.
+backfill is one run and a failed run leaves every table as it was. That module (scikit-learn,
+SciPy, VADER) is imported inside the assets, so loading the definitions does not pay for it.
 """
 
 from datetime import date
@@ -22,7 +23,6 @@ from dagster import (
 from pydantic import Field
 
 from seg_pipeline.assets_common import days_between, partition_dates, warehouse_asset_options
-from seg_pipeline.features import pipeline as fp
 from seg_pipeline.features.columns import described_schema
 from seg_pipeline.metadata import window_metadata
 from seg_pipeline.resources import Warehouse, transaction
@@ -95,6 +95,8 @@ def build_feature_assets(partitions_def: DailyPartitionsDefinition) -> list[Asse
     def review_topic_model(
         context: AssetExecutionContext, warehouse: Warehouse, config: TopicModelConfig
     ) -> MaterializeResult:
+        from seg_pipeline.features import pipeline as fp
+
         start, end = partition_dates(context)
         settings = fp.TopicSettings(**config.model_dump())
         fitted: dict[date, dict[str, Any]] = {}
@@ -134,6 +136,8 @@ def build_feature_assets(partitions_def: DailyPartitionsDefinition) -> list[Asse
         **common,
     )
     def review_nlp(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
+        from seg_pipeline.features import pipeline as fp
+
         start, end = partition_dates(context)
         frames = []
         with warehouse.connection() as conn, transaction(conn):
@@ -178,6 +182,8 @@ def build_feature_assets(partitions_def: DailyPartitionsDefinition) -> list[Asse
     def customer_features(
         context: AssetExecutionContext, warehouse: Warehouse, config: CustomerFeaturesConfig
     ) -> MaterializeResult:
+        from seg_pipeline.features import pipeline as fp
+
         start, end = partition_dates(context)
         with warehouse.connection() as conn, transaction(conn):
             for day in days_between(start, end):
@@ -205,6 +211,8 @@ def build_feature_assets(partitions_def: DailyPartitionsDefinition) -> list[Asse
     def clv_model(
         context: AssetExecutionContext, warehouse: Warehouse, config: CLVModelConfig
     ) -> MaterializeResult:
+        from seg_pipeline.features import pipeline as fp
+
         start, end = partition_dates(context)
         cache: dict[date, dict[str, Any]] = {}
         with warehouse.connection() as conn, transaction(conn):
@@ -237,6 +245,8 @@ def build_feature_assets(partitions_def: DailyPartitionsDefinition) -> list[Asse
     def customer_clv(
         context: AssetExecutionContext, warehouse: Warehouse, config: CLVScoreConfig
     ) -> MaterializeResult:
+        from seg_pipeline.features import pipeline as fp
+
         start, end = partition_dates(context)
         with warehouse.connection() as conn, transaction(conn):
             for day in days_between(start, end):

@@ -6,8 +6,7 @@ never open DuckDB themselves, so tests call them without Dagster.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -31,6 +30,7 @@ from seg_pipeline.resources import (
     read_sql,
     replace_window,
     table_exists,
+    write_frame,
 )
 
 # Refit days fall every ``refit_every_days`` counted from this Monday (weekly refits: Mondays).
@@ -58,28 +58,6 @@ def refit_day(day: date, every_days: int) -> date:
     if every_days < 1:
         raise ValueError("every_days must be at least 1")
     return day - timedelta(days=(day - REFIT_EPOCH).days % every_days)
-
-
-@contextmanager
-def registered(conn: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[str]:
-    """``frame`` visible to SQL as ``name`` for the duration of the block."""
-    conn.register(name, frame)
-    try:
-        yield name
-    finally:
-        conn.unregister(name)
-
-
-def write_frame(
-    conn: duckdb.DuckDBPyConnection,
-    table: str,
-    frame: pl.DataFrame,
-    partition_column: str,
-    day: date,
-) -> int:
-    """Replace ``table``'s partition ``day`` with ``frame`` (inside a transaction)."""
-    with registered(conn, "_feature_rows", frame) as view:
-        return replace_window(conn, table, f"SELECT * FROM {view}", {}, partition_column, day, day)
 
 
 # -- customer features -------------------------------------------------------------------------

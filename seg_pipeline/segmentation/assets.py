@@ -1,15 +1,16 @@
 """Segmentation assets: the model in force each day, customers' segments, migrations, profiles.
 
-Thin wrappers over :mod:`seg_pipeline.segmentation.model` and friends; each loops over the days
-of its run's partition window inside one transaction, so a backfill is one run and a failed
-run leaves every table as it was. Plots are drawn once per run, for its last day.
+Thin wrappers over :mod:`seg_pipeline.segmentation.model` and :mod:`.daily`; each loops over the
+days of its run's partition window inside one transaction, so a backfill is one run and a failed
+run leaves every table as it was. Plots are drawn once per run, for its last day. scikit-learn,
+SciPy, MiniSom and matplotlib are imported inside the assets, so loading the definitions (the
+UI, every run, the CLI) does not pay for them.
 """
 
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import polars as pl
 from dagster import (
     AssetCheckExecutionContext,
@@ -29,29 +30,24 @@ from dagster import (
 from pydantic import Field
 
 from seg_pipeline.assets_common import days_between, partition_dates, warehouse_asset_options
-from seg_pipeline.features.pipeline import write_frame
 from seg_pipeline.metadata import markdown_table, window_metadata
-from seg_pipeline.resources import Warehouse, query_frame, read_sql, table_exists, transaction
-from seg_pipeline.segmentation import evaluation, plots
-from seg_pipeline.segmentation import model as sm
-from seg_pipeline.segmentation.config import DEFAULT_FEATURES, SegmentationConfig
-from seg_pipeline.segmentation.profiles import (
-    PROFILE_FEATURES,
-    segment_profiles,
-    surrogate_rules,
+from seg_pipeline.resources import (
+    Warehouse,
+    query_frame,
+    read_sql,
+    table_exists,
+    transaction,
+    write_frame,
 )
+from seg_pipeline.segmentation.config import DEFAULT_FEATURES, SegmentationConfig
+
+if TYPE_CHECKING:
+    from seg_pipeline.segmentation.model import SegmentationModel
 
 GROUP = "segmentation"
 DEFAULT_ALGORITHM = "kmeans"
 # Recovery the evaluation check expects on generated data: the default algorithm, the others.
 RECOVERY_TARGET = {"default": 0.8, "other": 0.6}
-# Customers drawn (seeded) for the 2-D projection plot and for fitting the surrogate tree.
-PROJECTION_POINTS = 5_000
-SURROGATE_ROWS = 100_000
-# Depth of the surrogate tree: at 3 two segments that differ in several features at once
-# (loyal and lapsing customers) shared one leaf (fidelity 0.78 on the test month); 4 gives
-# each its own rule of at most four conditions (fidelity 0.96).
-SURROGATE_DEPTH = 4
 
 
 class SegmentationSettings(ConfigurableResource):
@@ -72,18 +68,9 @@ class SegmentationSettings(ConfigurableResource):
     max_model_age_days: int = Field(default=7, description="refit when the model is older")
 
     def to_config(self) -> SegmentationConfig:
-        return SegmentationConfig(
-            features=tuple(self.features),
-            algorithm=self.algorithm,  # type: ignore[arg-type]
-            n_segments=self.n_segments,
-            k_min=self.k_min,
-            k_max=self.k_max,
-            pca_components=self.pca_components,
-            seed=self.seed,
-            window_days=self.window_days,
-            max_fit_rows=self.max_fit_rows,
-            max_model_age_days=self.max_model_age_days,
-        )
+        """These settings over the defaults of every other SegmentationConfig field."""
+        fields = self.model_dump()
+        return SegmentationConfig(**{**fields, "features": tuple(fields["features"])})
 
 
 class SegmentationModelConfig(Config):
@@ -107,12 +94,16 @@ MODEL_DAY_SCHEMA = {
 
 
 def _png(meta: dict[str, Any], folder: Path, name: str, png: bytes, alt: str) -> None:
+    from seg_pipeline.segmentation import plots
+
     path = plots.write_png(png, folder / f"{name}.png")
     meta[f"plot_{name}"] = MetadataValue.md(plots.png_markdown(png, alt))
     meta[f"plot_{name}_file"] = MetadataValue.path(str(path))
 
 
-def _model_of_day(conn: Any, day: date) -> sm.SegmentationModel:
+def _model_of_day(conn: Any, day: date) -> "SegmentationModel":
+    from seg_pipeline.segmentation import model as sm
+
     rows = (
         conn.execute(
             "SELECT model_version FROM segmentation_model WHERE as_of_date = $d", {"d": day}
@@ -155,6 +146,9 @@ def build_segmentation_assets(
         segmentation: SegmentationSettings,
         config: SegmentationModelConfig,
     ) -> MaterializeResult:
+        from seg_pipeline.segmentation import model as sm
+        from seg_pipeline.segmentation import plots
+
         start, end = partition_dates(context)
         settings = segmentation.to_config()
         fitted: list[tuple[sm.SegmentationModel, str]] = []
@@ -249,6 +243,10 @@ def build_segmentation_assets(
     def customer_segments(
         context: AssetExecutionContext, warehouse: Warehouse
     ) -> MaterializeResult:
+        from seg_pipeline.segmentation import evaluation
+        from seg_pipeline.segmentation import model as sm
+        from seg_pipeline.segmentation.daily import assign_segments
+
         start, end = partition_dates(context)
         with warehouse.connection() as conn, transaction(conn):
             for day in days_between(start, end):
@@ -335,6 +333,11 @@ def build_segmentation_assets(
     def segment_profiles_asset(
         context: AssetExecutionContext, warehouse: Warehouse
     ) -> MaterializeResult:
+        from seg_pipeline.segmentation import model as sm
+        from seg_pipeline.segmentation import plots
+        from seg_pipeline.segmentation.daily import PROJECTION_POINTS, profile_day
+        from seg_pipeline.segmentation.profiles import PROFILE_FEATURES
+
         start, end = partition_dates(context)
         with warehouse.connection() as conn, transaction(conn):
             for day in days_between(start, end):
@@ -396,83 +399,6 @@ def build_segmentation_assets(
     return [segmentation_model, customer_segments, segment_migrations, segment_profiles_asset]
 
 
-def assign_segments(
-    conn: Any, model: sm.SegmentationModel, features: pl.DataFrame, day: date
-) -> pl.DataFrame:
-    """customer_segments rows of ``day``: model segments, distances, RFM baseline."""
-    x = model.transform(features)
-    labels = np.asarray(model.fit.estimator.predict(x), dtype=np.int64)
-    segment_ids = model.segment_ids_of(labels)
-    distance = np.sqrt(((x - model.fit.centroids[labels]) ** 2).sum(axis=1))
-    names = pl.DataFrame(
-        {
-            "segment_id": list(model.names),
-            "segment_name": list(model.names.values()),
-        },
-        schema={"segment_id": pl.Int64, "segment_name": pl.String},
-    )
-    rfm = query_frame(conn, read_sql("segmentation/customer_rfm"), {"as_of_date": day})
-    frame = (
-        pl.DataFrame(
-            {
-                "customer_id": features["customer_id"],
-                "segment_id": pl.Series(segment_ids, dtype=pl.Int64),
-                "distance_to_centre": pl.Series(distance, dtype=pl.Float64).round(4),
-            }
-        )
-        .join(names, on="segment_id", how="left")
-        .with_columns(
-            pl.lit(day, dtype=pl.Date).alias("as_of_date"),
-            pl.lit(model.version, dtype=pl.String).alias("model_version"),
-        )
-        .select(
-            "as_of_date",
-            "customer_id",
-            "segment_id",
-            "segment_name",
-            "distance_to_centre",
-            "model_version",
-        )
-    )
-    return frame.join(rfm.drop("as_of_date"), on="customer_id", how="left")
-
-
-def profile_day(
-    features: pl.DataFrame, segments: pl.DataFrame, model: sm.SegmentationModel, day: date
-) -> tuple[pl.DataFrame, dict[int, Any], float]:
-    """segment_profiles rows of ``day``: profile, name and surrogate-tree rules per segment."""
-    profile = segment_profiles(features, segments)
-    joined = features.join(segments, on="customer_id", how="inner")
-    if joined.height > SURROGATE_ROWS:
-        joined = joined.sample(SURROGATE_ROWS, seed=model.config.seed)
-    surrogate = surrogate_rules(
-        joined,
-        joined["segment_id"].to_numpy(),
-        list(PROFILE_FEATURES),
-        max_depth=SURROGATE_DEPTH,
-        seed=model.config.seed,
-    )
-    rules, fidelity = surrogate.by_segment(), round(float(surrogate.fidelity), 4)
-    profile = profile.with_columns(
-        pl.lit(day).alias("as_of_date"),
-        pl.col("segment_id")
-        .map_elements(lambda s: model.names.get(int(s), f"Segment {s}"), return_dtype=pl.String)
-        .alias("segment_name"),
-        pl.col("segment_id")
-        .map_elements(lambda s: rules_text(rules.get(int(s), [])), return_dtype=pl.String)
-        .alias("rules"),
-        pl.lit(model.version).alias("model_version"),
-    )
-    first = ["as_of_date", "segment_id", "segment_name", "n_customers", "share", "rules"]
-    return profile.select(first + [c for c in profile.columns if c not in first]), rules, fidelity
-
-
-def rules_text(rules: list[dict[str, Any]], most: int = 3) -> str:
-    """The segment's largest surrogate-tree rules, with their precision, joined by OR."""
-    ranked = sorted(rules, key=lambda r: (not r["predicts_segment"], -r["support"]))[:most]
-    return " OR ".join(f"({r['rule']}) [precision {r['precision']:.0%}]" for r in ranked)
-
-
 def build_segmentation_checks(
     partitions_def: DailyPartitionsDefinition, truth_dir: Path
 ) -> list[Any]:
@@ -493,6 +419,9 @@ def build_segmentation_checks(
     def segments_recover_planted_personas(
         context: AssetCheckExecutionContext, warehouse: Warehouse
     ) -> AssetCheckResult:
+        from seg_pipeline.segmentation import evaluation
+        from seg_pipeline.segmentation import model as sm
+
         truth = evaluation.read_truth(truth_dir)
         if truth is None:
             return AssetCheckResult(

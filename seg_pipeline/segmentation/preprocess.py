@@ -6,6 +6,8 @@ transformed exactly as the training rows were.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 from sklearn.compose import ColumnTransformer
@@ -28,21 +30,37 @@ def feature_matrix(frame: pl.DataFrame, config: SegmentationConfig) -> np.ndarra
     KeyError
         Naming the configured features missing from ``frame``.
     """
-    missing = [c for c in config.features if c not in frame.columns]
+    exprs = filled_columns(frame, config.features, config.zero_fill)
+    return frame.select(exprs).to_numpy().astype(np.float64, copy=False)
+
+
+def filled_columns(
+    frame: pl.DataFrame, names: Sequence[str], zero_fill: Sequence[str]
+) -> list[pl.Expr]:
+    """``names`` as Float64 expressions with the nulls that have a meaning filled: NaN becomes
+    null, ``recency_days`` without an order ``observed_days``, ``zero_fill`` columns 0. Other
+    nulls stay (the caller imputes them).
+
+    Raises
+    ------
+    KeyError
+        Naming the columns missing from ``frame``.
+    """
+    missing = [c for c in names if c not in frame.columns]
     if missing:
         raise KeyError(
             f"segmentation features missing from customer_features: {missing}; "
             f"available: {sorted(frame.columns)}"
         )
     exprs = []
-    for name in config.features:
-        col = pl.col(name).cast(pl.Float64)
+    for name in names:
+        col = pl.col(name).cast(pl.Float64).fill_nan(None)
         if name == "recency_days" and "observed_days" in frame.columns:
             col = col.fill_null(pl.col("observed_days").cast(pl.Float64))
-        elif name in config.zero_fill:
+        elif name in zero_fill:
             col = col.fill_null(0.0)
-        exprs.append(col.fill_nan(None).alias(name))
-    return frame.select(exprs).to_numpy().astype(np.float64, copy=False)
+        exprs.append(col.alias(name))
+    return exprs
 
 
 def _log1p_nonneg(x: np.ndarray) -> np.ndarray:

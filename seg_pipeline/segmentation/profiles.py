@@ -21,6 +21,7 @@ import polars as pl
 from sklearn.tree import DecisionTreeClassifier
 
 from seg_pipeline.segmentation.config import DEFAULT_ZERO_FILL
+from seg_pipeline.segmentation.preprocess import filled_columns
 
 # The customer_features columns an analyst reads to tell segments apart (recency, frequency,
 # monetary, price sensitivity, web engagement, marketing, tenure, satisfaction).
@@ -396,19 +397,8 @@ def rule_input(features: pl.DataFrame, rule_features: Sequence[str]) -> pl.DataF
     shares) become 0, other nulls (rates without a denominator, averages without orders) take
     the column median.  Everything is Float64.
     """
-    missing = [f for f in rule_features if f not in features.columns]
-    if missing:
-        raise KeyError(f"rule features missing from customer_features: {missing}")
-    exprs = []
-    for f in rule_features:
-        col = pl.col(f).cast(pl.Float64).fill_nan(None)
-        if f == "recency_days" and "observed_days" in features.columns:
-            col = col.fill_null(pl.col("observed_days").cast(pl.Float64))
-        elif f in DEFAULT_ZERO_FILL:
-            col = col.fill_null(0.0)
-        col = col.fill_null(col.median()).fill_null(0.0)
-        exprs.append(col.alias(f))
-    return features.select(exprs)
+    exprs = filled_columns(features, rule_features, DEFAULT_ZERO_FILL)
+    return features.select(e.fill_null(e.median()).fill_null(0.0) for e in exprs)
 
 
 def _readable_threshold(values: np.ndarray, threshold: float, tolerance: float) -> float:

@@ -18,6 +18,7 @@ from seg_pipeline.partitions import daily_partitions
 from seg_pipeline.resources import transaction
 from seg_pipeline.settings import REPO_ROOT, Settings
 from tests.conftest import MONTH_END, MONTH_START, run_range, warehouse_for
+from tests.helpers import materializations
 
 D = date(2026, 3, 10)
 TINY = """
@@ -173,13 +174,7 @@ def featured_month(loaded_month: Path, tmp_path_factory: pytest.TempPathFactory)
     settings = Settings.from_env({"SEG_WAREHOUSE": str(path)})
     result = run_range(_feature_defs(settings), MONTH_END - timedelta(days=9), MONTH_END)
     assert result.success
-    materialized = {
-        e.event_specific_data.materialization.asset_key.to_user_string(): (
-            e.event_specific_data.materialization.metadata
-        )
-        for e in result.all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION"
-    }
+    materialized = materializations(result)
     assert set(materialized) == set(TABLES)
     schema = materialized["customer_features"]["dagster/column_schema"].value
     assert all(c.description for c in schema.columns)

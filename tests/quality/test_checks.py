@@ -378,6 +378,9 @@ def test_failing_blocking_staging_check_stops_downstream(loaded_settings, tmp_pa
 
 
 def test_loading_definitions_does_not_import_great_expectations() -> None:
+    """Nor the other heavy libraries the steps use: the UI, every run and the CLI load the
+    definitions (6 s with them at module top, 2 s without)."""
+    heavy = ["great_expectations", "sklearn", "scipy", "matplotlib", "minisom", "pandas"]
     code = (
         "import sys, seg_pipeline.definitions, seg_pipeline.quality.checks;"
         "from seg_pipeline.quality.checks import build_quality_checks;"
@@ -387,3 +390,8 @@ def test_loading_definitions_does_not_import_great_expectations() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
+    code = (
+        f"import sys, seg_pipeline.definitions; print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True)
+    assert done.stdout.decode().strip() == "[]", done.stderr.decode()[-2000:]

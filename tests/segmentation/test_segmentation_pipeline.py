@@ -19,6 +19,7 @@ from seg_pipeline.segmentation import evaluation
 from seg_pipeline.segmentation.config import SegmentationConfig
 from seg_pipeline.settings import Settings
 from tests.conftest import MONTH_END, MONTH_START, run_range, warehouse_for
+from tests.helpers import materializations, metadata_text
 
 SEGMENT_ASSETS = [
     "segmentation_model",
@@ -31,16 +32,6 @@ SEGMENT_ASSETS = [
 def _read(settings: Settings, sql: str, params: dict | None = None) -> pl.DataFrame:
     with warehouse_for(settings).connection() as conn:
         return query_frame(conn, sql, params or {})
-
-
-def _materializations(result) -> dict[str, dict]:
-    return {
-        e.event_specific_data.materialization.asset_key.to_user_string(): (
-            e.event_specific_data.materialization.metadata
-        )
-        for e in result.all_events
-        if e.event_type_value == "ASSET_MATERIALIZATION"
-    }
 
 
 def test_every_customer_has_one_segment_every_day(loaded_settings: Settings) -> None:
@@ -133,7 +124,7 @@ def test_next_day_keeps_ids_with_and_without_a_refit(loaded_settings: Settings) 
     for scores in (kept, refitted):
         assert scores["ari"] >= 0.95
         assert scores["same_segment_id_share"] >= 0.95
-    meta = _materializations(result)["segmentation_model"]
+    meta = materializations(result)["segmentation_model"]
     assert meta["vanished_segments"].value == []
     carried = meta["carried_segments"].value
     assert len(carried) == meta["n_segments"].value and min(carried.values()) > 0.8
@@ -214,7 +205,7 @@ def test_plots_and_scores_are_in_the_ui_metadata_without_personal_data(
     defs = build_definitions(settings)
     result = run_range(defs, MONTH_END - timedelta(days=1), MONTH_END, assets=SEGMENT_ASSETS)
     assert result.success
-    meta = _materializations(result)
+    meta = materializations(result)
     model = meta["segmentation_model"]
     profiles = meta["segment_profiles"]
     for m, names in (
@@ -238,12 +229,10 @@ def test_plots_and_scores_are_in_the_ui_metadata_without_personal_data(
     pii = _read(
         settings, "SELECT email, phone, first_name, last_name FROM restricted.customer_pii LIMIT 50"
     )
-    blob = json.dumps(
-        {k: {n: str(v.value) for n, v in m.items()} for k, m in meta.items()}
-    ) + json.dumps({n: str(v.value) for n, v in recovery.metadata.items()})
-    # the PNGs' base64 text holds every short string by chance; their drawn texts are checked
-    # in test_plots.py
-    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "<png>", blob)
+    text = metadata_text(
+        json.dumps({k: {n: str(v.value) for n, v in m.items()} for k, m in meta.items()})
+        + json.dumps({n: str(v.value) for n, v in recovery.metadata.items()})
+    )  # the plots' drawn texts are checked in test_plots.py
     assert text.count("<png>") == 4
     for value in pii.to_numpy().ravel():
         if value:
