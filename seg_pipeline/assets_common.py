@@ -1,11 +1,10 @@
-"""What every partitioned warehouse asset shares: owners, pool, backfill policy, the window."""
+"""What every partitioned warehouse asset shares: owners, pool, backfill policy."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy
+from dagster import BackfillPolicy
 
 OWNERS = ["team:data-engineering"]
 # Every step that writes the DuckDB file runs in this pool; dagster.yaml limits it to 1 slot,
@@ -25,15 +24,3 @@ def warehouse_asset_options(group: str, partitions_def: Any) -> dict[str, Any]:
         "backfill_policy": SINGLE_RUN,
         "pool": WAREHOUSE_POOL,
     }
-
-
-def partition_dates(context: AssetExecutionContext) -> tuple[date, date]:
-    """First and last day (inclusive) of the partitions this run materializes."""
-    window = context.partition_time_window
-    start = window.start.date()
-    end = (window.end - timedelta(days=1)).date()
-    return start, end
-
-
-def days_between(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]

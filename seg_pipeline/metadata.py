@@ -32,11 +32,13 @@ def column_schema(conn: duckdb.DuckDBPyConnection, table: str) -> TableSchema:
     )
 
 
-def markdown_table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
+def markdown_table(columns: list[str], rows: list[tuple[Any, ...]], max_width: int = 40) -> str:
+    """A markdown table of ``rows``; cells longer than ``max_width`` characters are cut."""
+
     def cell(value: Any) -> str:
         text = "" if value is None else str(value)
         text = text.replace("|", "\\|").replace("\n", " ")
-        return text if len(text) <= 40 else text[:37] + "..."
+        return text if len(text) <= max_width else text[: max_width - 3] + "..."
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]

@@ -22,9 +22,10 @@ from dagster import (
 )
 from pydantic import Field
 
-from seg_pipeline.assets_common import days_between, partition_dates, warehouse_asset_options
+from seg_pipeline.assets_common import warehouse_asset_options
 from seg_pipeline.features.columns import described_schema
 from seg_pipeline.metadata import window_metadata
+from seg_pipeline.partitions import days_between, window_dates
 from seg_pipeline.resources import Warehouse, transaction
 
 GROUP = "features"
@@ -97,7 +98,7 @@ def build_feature_assets(partitions_def: DailyPartitionsDefinition) -> list[Asse
     ) -> MaterializeResult:
         from seg_pipeline.features import pipeline as fp
 
-        start, end = partition_dates(context)
+        start, end = window_dates(context)
         settings = fp.TopicSettings(**config.model_dump())
         fitted: dict[date, dict[str, Any]] = {}
         rows = []
@@ -138,7 +139,7 @@ def build_feature_assets(partitions_def: DailyPartitionsDefinition) -> list[Asse
     def review_nlp(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
         from seg_pipeline.features import pipeline as fp
 
-        start, end = partition_dates(context)
+        start, end = window_dates(context)
         frames = []
         with warehouse.connection() as conn, transaction(conn):
             for day in days_between(start, end):
@@ -184,7 +185,7 @@ def build_feature_assets(partitions_def: DailyPartitionsDefinition) -> list[Asse
     ) -> MaterializeResult:
         from seg_pipeline.features import pipeline as fp
 
-        start, end = partition_dates(context)
+        start, end = window_dates(context)
         with warehouse.connection() as conn, transaction(conn):
             for day in days_between(start, end):
                 fp.write_customer_features(conn, day, config.incremental)
@@ -213,7 +214,7 @@ def build_feature_assets(partitions_def: DailyPartitionsDefinition) -> list[Asse
     ) -> MaterializeResult:
         from seg_pipeline.features import pipeline as fp
 
-        start, end = partition_dates(context)
+        start, end = window_dates(context)
         cache: dict[date, dict[str, Any]] = {}
         with warehouse.connection() as conn, transaction(conn):
             for day in days_between(start, end):
@@ -247,7 +248,7 @@ def build_feature_assets(partitions_def: DailyPartitionsDefinition) -> list[Asse
     ) -> MaterializeResult:
         from seg_pipeline.features import pipeline as fp
 
-        start, end = partition_dates(context)
+        start, end = window_dates(context)
         with warehouse.connection() as conn, transaction(conn):
             for day in days_between(start, end):
                 params, fitted_on = fp.load_clv_params(conn, day)

@@ -8,13 +8,7 @@ from dagster import (
     asset,
 )
 
-from seg_pipeline.assets_common import (
-    OWNERS,
-    SINGLE_RUN,
-    WAREHOUSE_POOL,
-    days_between,
-    partition_dates,
-)
+from seg_pipeline.assets_common import OWNERS, SINGLE_RUN, WAREHOUSE_POOL
 from seg_pipeline.ingest.loaders import (
     delete_window,
     ensure_raw_tables,
@@ -22,6 +16,7 @@ from seg_pipeline.ingest.loaders import (
     raw_table,
 )
 from seg_pipeline.metadata import window_metadata
+from seg_pipeline.partitions import days_between, window_dates
 from seg_pipeline.quality.quarantine import QualityPolicy
 from seg_pipeline.resources import LandingZone, Warehouse, transaction
 from seg_pipeline.sources import SOURCES, Source
@@ -51,7 +46,7 @@ def build_raw_asset(source: Source, partitions_def: DailyPartitionsDefinition) -
         landing: LandingZone,
         quality: QualityPolicy,
     ) -> MaterializeResult:
-        start, end = partition_dates(context)
+        start, end = window_dates(context)
         results = []
         with warehouse.connection() as conn, transaction(conn):
             ensure_raw_tables(conn, source)

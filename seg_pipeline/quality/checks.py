@@ -42,6 +42,8 @@ from dagster import (
 )
 
 from seg_pipeline.assets_common import WAREHOUSE_POOL
+from seg_pipeline.metadata import markdown_table
+from seg_pipeline.partitions import window_dates
 from seg_pipeline.quality.quarantine import QualityPolicy
 from seg_pipeline.quality.suites import (
     ERROR,
@@ -367,17 +369,6 @@ def validate_window(
     )
 
 
-def _markdown(columns: list[str], rows: list[tuple[str, ...]]) -> str:
-    """A markdown table; labels are kept whole, details cut at 160 characters."""
-
-    def cell(text: str) -> str:
-        text = text.replace("|", "\\|").replace("\n", " ")
-        return text if len(text) <= 160 else text[:157] + "..."
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
-
-
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -406,9 +397,10 @@ def report_metadata(report: QualityReport) -> dict[str, Any]:
         "expectations_passed": f"{len(report.outcomes) - len(failed)}/{len(report.outcomes)}",
         "failed_expectations": ", ".join(f"{o.label} [{o.severity}]" for o in failed) or "none",
         "expectations": MetadataValue.md(
-            _markdown(
+            markdown_table(
                 ["expectation", "severity", "passed", "unexpected", "unexpected %", "details"],
                 rows,
+                max_width=160,
             )
         ),
         "results": MetadataValue.json([o.as_dict() for o in report.outcomes]),
@@ -436,12 +428,6 @@ def check_result(report: QualityReport) -> AssetCheckResult:
     )
 
 
-def check_window(context: AssetCheckExecutionContext) -> tuple[date, date]:
-    """First and last partition day the check validates (those of the run)."""
-    window = context.partition_time_window
-    return window.start.date(), (window.end - timedelta(days=1)).date()
-
-
 def build_quality_check(
     spec: QualityTable, partitions_def: DailyPartitionsDefinition
 ) -> AssetChecksDefinition:
@@ -461,7 +447,7 @@ def build_quality_check(
     def _check(
         context: AssetCheckExecutionContext, warehouse: Warehouse, quality: QualityPolicy
     ) -> AssetCheckResult:
-        start, end = check_window(context)
+        start, end = window_dates(context)
         with warehouse.connection() as conn:
             report = validate_window(
                 conn, spec.table, start, end, lateness_days=quality.max_lateness_days

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import re
 import statistics
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 import duckdb
 
 from seg_pipeline.metadata import is_personal
+from seg_pipeline.partitions import days_between
 from seg_pipeline.settings import EXPECTATIONS_DIR
 
 ERROR = "ERROR"
@@ -203,11 +203,6 @@ def suite_labels(suite: dict[str, Any]) -> list[str]:
 
 
 # -- run-time parameters -----------------------------------------------------------------------
-
-
-def days_between(start: date, end: date) -> Iterator[date]:
-    for i in range((end - start).days + 1):
-        yield start + timedelta(days=i)
 
 
 def daily_row_counts(

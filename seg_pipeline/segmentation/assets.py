@@ -29,8 +29,9 @@ from dagster import (
 )
 from pydantic import Field
 
-from seg_pipeline.assets_common import days_between, partition_dates, warehouse_asset_options
+from seg_pipeline.assets_common import warehouse_asset_options
 from seg_pipeline.metadata import markdown_table, window_metadata
+from seg_pipeline.partitions import days_between, window_dates
 from seg_pipeline.resources import (
     Warehouse,
     query_frame,
@@ -149,7 +150,7 @@ def build_segmentation_assets(
         from seg_pipeline.segmentation import model as sm
         from seg_pipeline.segmentation import plots
 
-        start, end = partition_dates(context)
+        start, end = window_dates(context)
         settings = segmentation.to_config()
         fitted: list[tuple[sm.SegmentationModel, str]] = []
         with warehouse.connection() as conn, transaction(conn):
@@ -247,7 +248,7 @@ def build_segmentation_assets(
         from seg_pipeline.segmentation import model as sm
         from seg_pipeline.segmentation.daily import assign_segments
 
-        start, end = partition_dates(context)
+        start, end = window_dates(context)
         with warehouse.connection() as conn, transaction(conn):
             for day in days_between(start, end):
                 model = _model_of_day(conn, day)
@@ -298,7 +299,7 @@ def build_segmentation_assets(
     def segment_migrations(
         context: AssetExecutionContext, warehouse: Warehouse
     ) -> MaterializeResult:
-        start, end = partition_dates(context)
+        start, end = window_dates(context)
         sql = read_sql("segmentation/segment_migrations")
         with warehouse.connection() as conn, transaction(conn):
             for day in days_between(start, end):
@@ -338,7 +339,7 @@ def build_segmentation_assets(
         from seg_pipeline.segmentation.daily import PROJECTION_POINTS, profile_day
         from seg_pipeline.segmentation.profiles import PROFILE_FEATURES
 
-        start, end = partition_dates(context)
+        start, end = window_dates(context)
         with warehouse.connection() as conn, transaction(conn):
             for day in days_between(start, end):
                 model = _model_of_day(conn, day)
@@ -427,7 +428,7 @@ def build_segmentation_checks(
             return AssetCheckResult(
                 passed=True, metadata={"note": f"no truth file in {truth_dir}: nothing to judge"}
             )
-        end = (context.partition_time_window.end - timedelta(days=1)).date()
+        _, end = window_dates(context)
         with warehouse.connection() as conn:
             segments = query_frame(
                 conn,

@@ -16,8 +16,9 @@ from dagster import (
     asset,
 )
 
-from seg_pipeline.assets_common import OWNERS, SINGLE_RUN, WAREHOUSE_POOL, partition_dates
+from seg_pipeline.assets_common import OWNERS, SINGLE_RUN, WAREHOUSE_POOL
 from seg_pipeline.metadata import window_metadata
+from seg_pipeline.partitions import window_dates
 from seg_pipeline.quality.quarantine import QualityPolicy, format_counts
 from seg_pipeline.resources import Warehouse, read_sql
 from seg_pipeline.staging.stage import PARTITION_COLUMN, stage_window
@@ -99,7 +100,7 @@ def build_staging_asset(
     def _staging(
         context: AssetExecutionContext, warehouse: Warehouse, quality: QualityPolicy
     ) -> MaterializeResult:
-        start, end = partition_dates(context)
+        start, end = window_dates(context)
         window = {"start": start, "end": end}
         with warehouse.connection() as conn:
             outcome = stage_window(
