@@ -3,7 +3,8 @@
 Synthetic staging tables are built directly in a DuckDB file with SQL (``range()``), with the
 exact column names and types of the ``stg_*`` tables (``sql/staging/*.sql`` minus the control
 columns the staging step drops), then one day of each feature step is timed through the plain
-functions of :mod:`seg_pipeline.features.pipeline`, each step in a child process of its own so
+daily tables of :mod:`seg_pipeline.features.assets` (``write_day``), each step in a child process
+of its own so
 its peak resident memory is its own (``os.wait4`` reports the child's ``ru_maxrss``). Results
 are printed and appended to ``benchmarks/results/features.jsonl``.
 
@@ -359,43 +360,54 @@ def existing_spec(path: Path) -> dict | None:
 
 def _child(step: str, db: str) -> None:
     """Run one step on a copy-free connection; the parent measures the process."""
-    from seg_pipeline.features import pipeline as fp
+    from seg_pipeline.features import assets as fa
+    from seg_pipeline.features.lifetime_value import CLVModelConfig, CLVScoreConfig
+    from seg_pipeline.features.reviews import TopicModelConfig
+    from seg_pipeline.models.store import ModelStore
+    from seg_pipeline.partitions import days_between
     from seg_pipeline.resources import Warehouse, transaction
+    from seg_pipeline.tables import write_day
 
     warehouse = Warehouse(database=db, pseudonymisation_key="bench-key")
+    models = ModelStore(model_dir=str(Path(db).parent / "models"))
     out: dict[str, object] = {}
+
+    def features(day: date, incremental: bool) -> int:
+        state = fa.CustomerFeaturesConfig(incremental=incremental)
+        write_day(conn, fa.WEB_SESSION_FRAGMENTS_TABLE, day)
+        write_day(conn, fa.CUSTOMER_FEATURE_STATE_TABLE, day, state)
+        write_day(conn, fa.CUSTOMER_FEATURES_TABLE, day)
+        return conn.execute(
+            "select count(*) from customer_features where as_of_date = $d", {"d": day}
+        ).fetchall()[0][0]
+
     with warehouse.connection() as conn:
         started = time.perf_counter()
         with transaction(conn):
             if step == "customer_features_full":
-                out["rows"] = fp.write_customer_features(conn, DAY, incremental=False)
+                for arrival in days_between(DAY - timedelta(days=89), DAY - timedelta(days=1)):
+                    write_day(conn, fa.WEB_SESSION_FRAGMENTS_TABLE, arrival)
+                out["rows"] = features(DAY, incremental=False)
             elif step == "customer_features":
                 # the daily run: the previous day is already there, today is added
-                fp.write_customer_features(conn, DAY - timedelta(days=1))
+                for arrival in days_between(DAY - timedelta(days=89), DAY - timedelta(days=2)):
+                    write_day(conn, fa.WEB_SESSION_FRAGMENTS_TABLE, arrival)
+                features(DAY - timedelta(days=1), incremental=False)
                 started = time.perf_counter()
-                out["rows"] = fp.write_customer_features(conn, DAY)
+                out["rows"] = features(DAY, incremental=True)
             elif step == "clv_model":
-                row = fp.clv_model_row(conn, DAY, refit_every_days=1)
-                import polars as pl
-
-                frame = pl.DataFrame([row], schema=fp.CLV_MODEL_SCHEMA)
-                fp.write_frame(conn, "clv_model", frame, "as_of_date", DAY)
-                out["customers"] = row["n_customers"]
+                settings = CLVModelConfig(refit_every_days=1)
+                row = write_day(conn, fa.CLV_MODEL_TABLE, DAY, settings, models=models)
+                out["customers"] = row["n_customers"][0]
             elif step == "customer_clv":
-                params, fitted_on = fp.load_clv_params(conn, DAY)
-                frame = fp.customer_clv_frame(fp.clv_summary(conn, DAY), params, DAY, fitted_on,
-                                              365, 0.1)  # fmt: skip
-                out["rows"] = fp.write_frame(conn, "customer_clv", frame, "as_of_date", DAY)
+                frame = write_day(conn, fa.CUSTOMER_CLV_TABLE, DAY, CLVScoreConfig(), models=models)
+                out["rows"] = frame.height
             elif step == "review_topic_model":
-                import polars as pl
-
-                settings = fp.TopicSettings(lookback_days=30, refit_every_days=1)
-                row, _ = fp.fit_topic_model_row(conn, DAY, settings)
-                frame = fp.topic_model_frame([row])
-                fp.write_frame(conn, "review_topic_model", frame, "as_of_date", DAY)
-                out["training_reviews"] = row["n_reviews"]
+                settings = TopicModelConfig(lookback_days=30, refit_every_days=1)
+                row = write_day(conn, fa.REVIEW_TOPIC_MODEL_TABLE, DAY, settings, models=models)
+                out["training_reviews"] = row["n_reviews"][0]
             elif step == "review_nlp":
-                out["rows"] = fp.write_review_nlp(conn, DAY).height
+                out["rows"] = write_day(conn, fa.REVIEW_NLP_TABLE, DAY, models=models).height
             else:
                 raise SystemExit(f"unknown step {step}")
         out["seconds_in_step"] = time.perf_counter() - started

@@ -42,7 +42,7 @@ SEED_START, DAY = date(2026, 1, 1), date(2026, 1, 31)  # the real month; DAY is 
 SEED_CUSTOMERS, SEED = 2_000, 7
 HISTORY_DAYS = 8  # the 7-day training window and the day before it
 STEPS = ("segmentation_model", "customer_segments", "segment_migrations", "segment_profiles")
-OUTPUT_TABLES = ("segmentation_models", *STEPS)
+OUTPUT_TABLES = ("model_registry", *STEPS)
 LOAD_ASSETS = [
     *(f"raw_{s}" for s in ("crm_customers", "orders", "campaign_sends", "reviews", "web_events")),
     *(f"stg_{s}" for s in ("crm_customers", "orders", "campaign_sends", "reviews", "web_events")),
@@ -187,8 +187,8 @@ def _child(assets: list[str], db: Path, day: date, force_refit: bool) -> None:
             sql = f"select count(*) from {table} where as_of_date = $d"
             if table == "segmentation_model":  # the rows it was fitted on
                 sql = (
-                    "select train_rows from segmentation_models join segmentation_model "
-                    "using (model_version) where as_of_date = $d"
+                    "select cast(r.metrics->>'train_rows' as bigint) from model_registry r "
+                    "join segmentation_model using (model_version) where as_of_date = $d"
                 )
             out[f"{table}_rows"] = conn.execute(sql, {"d": day}).fetchall()[0][0]
     out["own_peak_mb"] = own_peak_mb()
@@ -209,8 +209,9 @@ def sanity(db: Path) -> None:
 
     with duckdb.connect(str(db), read_only=True) as conn:
         model = conn.execute(
-            "select model_version, m.n_segments, selection, train_rows, window_start, k_scores "
-            "from segmentation_models m join segmentation_model using (model_version) "
+            "select model_version, n_segments, r.details->>'k_selection', "
+            "cast(r.metrics->>'train_rows' as bigint), r.training_start, r.metrics->>'k_scores' "
+            "from model_registry r join segmentation_model using (model_version) "
             "where as_of_date = $d",
             {"d": DAY},
         ).fetchall()

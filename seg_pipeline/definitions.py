@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import AssetChecksDefinition, Definitions, EnvVar, in_process_executor
 
 from seg_pipeline.features.assets import build_feature_assets
 from seg_pipeline.ingest.assets import build_raw_assets
+from seg_pipeline.metadata import PlotFolder
+from seg_pipeline.models.store import ModelStore
 from seg_pipeline.ops.schedules import (
     build_daily_job,
     build_daily_schedule,
@@ -15,33 +17,36 @@ from seg_pipeline.partitions import daily_partitions
 from seg_pipeline.quality.checks import build_quality_checks
 from seg_pipeline.quality.quarantine import QualityPolicy
 from seg_pipeline.resources import LandingZone, Warehouse
-from seg_pipeline.segmentation.assets import (
-    SegmentationSettings,
-    build_segmentation_assets,
-    build_segmentation_checks,
-)
+from seg_pipeline.segmentation.assets import build_segmentation_assets
+from seg_pipeline.segmentation.config import SegmentationConfig
 from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV, Settings
 from seg_pipeline.staging.assets import build_staging_assets
 
 
 def build_definitions(
-    settings: Settings, segmentation: SegmentationSettings | None = None
+    settings: Settings, segmentation: SegmentationConfig | None = None
 ) -> Definitions:
     """Everything Dagster needs, wired to ``settings``' paths (and optional segmentation
-    settings other than the defaults)."""
+    settings other than the defaults).
+
+    Where a truth folder exists (data made by the generator), the checks that compare the
+    segments with the planted personas are added; nothing else reads it.
+    """
     partitions_def = daily_partitions(settings.partitions_start)
     daily_job = build_daily_job()
+    checks: list[AssetChecksDefinition] = build_quality_checks(partitions_def)
+    if settings.truth_dir.is_dir():
+        from seg_pipeline.evaluation.checks import build_truth_checks
+
+        checks += build_truth_checks(partitions_def, settings.truth_dir)
     return Definitions(
         assets=[
             *build_raw_assets(partitions_def),
             *build_staging_assets(partitions_def),
             *build_feature_assets(partitions_def),
-            *build_segmentation_assets(partitions_def, settings.data_dir / "plots"),
+            *build_segmentation_assets(partitions_def),
         ],
-        asset_checks=[
-            *build_quality_checks(partitions_def),
-            *build_segmentation_checks(partitions_def, settings.truth_dir),
-        ],
+        asset_checks=checks,
         jobs=[daily_job, build_refit_segmentation_job()],
         schedules=[build_daily_schedule(daily_job)],
         resources={
@@ -51,7 +56,9 @@ def build_definitions(
             ),
             "landing": LandingZone(landing_dir=str(settings.landing_dir)),
             "quality": QualityPolicy(),
-            "segmentation": segmentation or SegmentationSettings(),
+            "models": ModelStore(model_dir=str(settings.model_dir)),
+            "plots": PlotFolder(plots_dir=str(settings.data_dir / "plots")),
+            "segmentation": segmentation or SegmentationConfig(),
         },
         # DuckDB allows one writing process per file: the steps of a run share one process.
         executor=in_process_executor,

@@ -16,7 +16,7 @@ from dagster import DagsterInstance
 from seg_pipeline.definitions import build_definitions
 from seg_pipeline.generator import GeneratorConfig, generate
 from seg_pipeline.ops.runs import run_daily_range
-from seg_pipeline.resources import Warehouse
+from seg_pipeline.resources import Warehouse, query_frame, read_sql
 from seg_pipeline.settings import Settings
 
 
@@ -39,11 +39,9 @@ def table_counts(warehouse: Warehouse) -> list[tuple[str, int]]:
 def print_segments(warehouse: Warehouse, day: date) -> None:
     """The day's segments: name, size and the surrogate-tree rule that describes each."""
     with warehouse.connection() as conn:
-        rows = conn.execute(
-            "SELECT segment_id, segment_name, n_customers, share, rules FROM segment_profiles "
-            "WHERE as_of_date = $d ORDER BY segment_id",
-            {"d": day},
-        ).fetchall()
+        rows = query_frame(
+            conn, read_sql("segmentation/segment_profiles_of_day"), {"as_of_date": day}
+        ).rows()
     print(f"\nSegments on {day} (table segment_profiles; plots in the UI)")
     for segment_id, name, n, share, rules in rows:
         first_rule = (rules or "").split(" OR ")[0]
@@ -56,13 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--messiness", type=float, default=0.02)
+    parser.add_argument(
+        "--end", type=date.fromisoformat, default=None, help="last day (default: yesterday)"
+    )
     args = parser.parse_args(argv)
     # Dagster flags single-run backfills (beta) and partitioned checks (preview) on every
     # definition; the demo output is for the data, not for those notices.
     warnings.filterwarnings("ignore", message=".*currently in (beta|preview).*")
 
     settings = Settings.from_env()
-    end = datetime.now(UTC).date() - timedelta(days=1)
+    end = args.end or datetime.now(UTC).date() - timedelta(days=1)
     start = end - timedelta(days=args.days - 1)
 
     began = time.perf_counter()

@@ -1,15 +1,19 @@
-"""Materialization metadata shared by every warehouse asset: row counts, schema, preview.
+"""Materialization metadata shared by every warehouse asset: row counts, schema, preview,
+plots.
 
 Previews never show personal data: columns that hold it (or its hashes) are left out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
-from dagster import MetadataValue, TableColumn, TableSchema
+from dagster import ConfigurableResource, MetadataValue, TableColumn, TableSchema
+from pydantic import Field
 
 from seg_pipeline.resources import query_frame
 
@@ -22,11 +26,15 @@ def is_personal(column: str) -> bool:
     return column in PERSONAL_COLUMNS or column.endswith("_hash")
 
 
-def column_schema(conn: duckdb.DuckDBPyConnection, table: str) -> TableSchema:
+def column_schema(
+    conn: duckdb.DuckDBPyConnection, table: str, descriptions: Mapping[str, str] | None = None
+) -> TableSchema:
+    """The table's columns and types, with their descriptions where known."""
     rows = conn.execute(f"DESCRIBE {table}").fetchall()
+    described = descriptions or {}
     return TableSchema(
         columns=[
-            TableColumn(name=name, type=str(col_type), description=None)
+            TableColumn(name=name, type=str(col_type), description=described.get(name))
             for name, col_type, *_ in rows
         ]
     )
@@ -52,12 +60,14 @@ def window_metadata(
     start: date,
     end: date,
     preview: bool = True,
+    descriptions: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Row count of the window, the table's schema and a preview without personal data."""
-    params = {"start": start, "end": end}
-    where = f"WHERE {partition_column} BETWEEN $start AND $end"
+    """Row count of the window, the table's schema (with column ``descriptions``) and a
+    preview without personal data."""
+    params = {"start_date": start, "end_date": end}
+    where = f"WHERE {partition_column} BETWEEN $start_date AND $end_date"
     row_count = conn.execute(f"SELECT count(*) FROM {table} {where}", params).fetchone()[0]
-    schema = column_schema(conn, table)
+    schema = column_schema(conn, table, descriptions)
     meta: dict[str, Any] = {
         "dagster/row_count": int(row_count),
         "dagster/column_schema": schema,
@@ -72,3 +82,21 @@ def window_metadata(
         )
         meta["preview"] = MetadataValue.md(markdown_table(shown, frame.rows()))
     return meta
+
+
+class PlotFolder(ConfigurableResource):
+    """Where plots are written: PNG files under ``plots_dir``, and inline in the metadata."""
+
+    plots_dir: str = Field(description="Folder of the plot PNG files")
+
+    def attach(
+        self, meta: dict[str, Any], folder: str, name: str, png: bytes, alt: str
+    ) -> dict[str, Any]:
+        """Write ``png`` to ``<plots_dir>/<folder>/<name>.png`` and add it to ``meta`` as an
+        inline image (``plot_<name>``) and its file path (``plot_<name>_file``)."""
+        from seg_pipeline.segmentation import plots
+
+        path = plots.write_png(png, Path(self.plots_dir) / folder / f"{name}.png")
+        meta[f"plot_{name}"] = MetadataValue.md(plots.png_markdown(png, alt))
+        meta[f"plot_{name}_file"] = MetadataValue.path(str(path))
+        return meta

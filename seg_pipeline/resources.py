@@ -1,8 +1,11 @@
 """Dagster resources: the warehouse every query goes through, and the landing zone.
 
-The warehouse is the only place that opens DuckDB. Assets ask it for a connection, for a SQL
-file's result, or to replace a window of partitions in one transaction; nothing else calls
-``duckdb.connect``. A Spark engine would implement the same methods over Spark SQL.
+The warehouse is the only place that opens DuckDB: assets get a connection from it, run the SQL
+files of ``sql/`` with bound parameters and replace windows of partitions in one transaction;
+nothing else calls ``duckdb.connect``. The plain functions of the stages take that DuckDB
+connection today; a Spark mode would need a connection-like session with the same few
+operations (``execute``/``sql`` with named parameters, ``register`` of a frame) and the
+DuckDB-only SQL listed in ARCHITECTURE.md rewritten.
 """
 
 from __future__ import annotations
@@ -187,16 +190,17 @@ def replace_window(
             f"drop {table} and re-materialize all its partitions to change its shape"
         )
     outside = conn.execute(
-        f"SELECT count(*) FROM _incoming WHERE {partition_column} NOT BETWEEN $start AND $end",
-        {"start": start, "end": end},
+        f"SELECT count(*) FROM _incoming "
+        f"WHERE {partition_column} NOT BETWEEN $start_date AND $end_date",
+        {"start_date": start, "end_date": end},
     ).fetchone()[0]
     if outside:
         raise WarehouseError(
             f"{table}: {outside} computed rows fall outside the partition window {start}..{end}"
         )
     conn.execute(
-        f"DELETE FROM {table} WHERE {partition_column} BETWEEN $start AND $end",
-        {"start": start, "end": end},
+        f"DELETE FROM {table} WHERE {partition_column} BETWEEN $start_date AND $end_date",
+        {"start_date": start, "end_date": end},
     )
     conn.execute(f"INSERT INTO {table} SELECT * FROM _incoming")
     written = conn.execute("SELECT count(*) FROM _incoming").fetchone()[0]

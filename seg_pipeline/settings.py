@@ -7,6 +7,7 @@ without any set-up; each can be moved with an environment variable:
 - ``SEG_LANDING_DIR``: daily source files, ``<source>/<day>.<ext>`` (``$SEG_DATA_DIR/landing``)
 - ``SEG_TRUTH_DIR``: generator ground truth, never read by the pipeline (``$SEG_DATA_DIR/truth``)
 - ``SEG_WAREHOUSE``: the DuckDB warehouse file (``$SEG_DATA_DIR/warehouse.duckdb``)
+- ``SEG_MODEL_DIR``: fitted model artifacts of the model store (``$SEG_DATA_DIR/models``)
 - ``SEG_PARTITIONS_START``: first daily partition (``2025-01-01``)
 - ``SEG_PSEUDONYMISATION_KEY``: secret key of the keyed hash of personal data; required to run,
   never in the repository
@@ -38,6 +39,7 @@ class Settings:
     truth_dir: Path
     warehouse_path: Path
     partitions_start: str
+    model_dir: Path
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -50,4 +52,5 @@ class Settings:
             truth_dir=Path(env.get("SEG_TRUTH_DIR") or data_dir / "truth"),
             warehouse_path=Path(env.get("SEG_WAREHOUSE") or data_dir / "warehouse.duckdb"),
             partitions_start=env.get("SEG_PARTITIONS_START") or DEFAULT_PARTITIONS_START,
+            model_dir=Path(env.get("SEG_MODEL_DIR") or data_dir / "models"),
         )

@@ -1,49 +1,32 @@
-"""Feature assets: review topics and sentiment, customer features, lifetime value.
+"""The feature stage's daily tables: web sessions, customer features, review NLP, lifetime value.
 
-Thin wrappers: each loops over the days of its run's partition window and calls the plain
-functions of :mod:`seg_pipeline.features.pipeline` inside one transaction per asset, so a
-backfill is one run and a failed run leaves every table as it was. That module (scikit-learn,
-SciPy, VADER) is imported inside the assets, so loading the definitions does not pay for it.
+Each table is a :class:`~seg_pipeline.tables.DailyTable` spec (a SQL file or a plain function
+of :mod:`.reviews` / :mod:`.lifetime_value`) turned into an asset by the one factory. The
+functions import scikit-learn, SciPy and VADER only when they run, so loading the definitions
+does not pay for them.
 """
 
-from datetime import date
-from typing import Any
+from __future__ import annotations
 
-import polars as pl
-from dagster import (
-    AssetExecutionContext,
-    AssetKey,
-    AssetsDefinition,
-    Config,
-    DailyPartitionsDefinition,
-    MaterializeResult,
-    MetadataValue,
-    asset,
-)
+from dagster import AssetsDefinition, Config, DailyPartitionsDefinition
 from pydantic import Field
 
-from seg_pipeline.assets_common import warehouse_asset_options
-from seg_pipeline.features.columns import described_schema
-from seg_pipeline.metadata import window_metadata
-from seg_pipeline.partitions import days_between, window_dates
-from seg_pipeline.resources import Warehouse, transaction
+from seg_pipeline.features import lifetime_value, reviews
+from seg_pipeline.features.columns import (
+    CLV_MODEL,
+    CUSTOMER_CLV,
+    CUSTOMER_FEATURES,
+    REVIEW_NLP,
+    REVIEW_TOPIC_MODEL,
+    STATE_KEEP_DAYS,
+)
+from seg_pipeline.tables import DailyTable, daily_table_asset, daily_tables_asset, sql_summary
 
 GROUP = "features"
 
 
-class TopicModelConfig(Config):
-    """How the review topic model is refitted."""
-
-    n_topics: int = Field(default=6, description="NMF topics")
-    lookback_days: int = Field(default=365, description="arrival days of reviews to train on")
-    refit_every_days: int = Field(default=7, description="refit schedule (7: every Monday)")
-    max_features: int = Field(default=2000, description="TF-IDF vocabulary size")
-    min_reviews: int = Field(default=30, description="fewer training reviews: no model")
-    seed: int = Field(default=0, description="random state of NMF")
-
-
 class CustomerFeaturesConfig(Config):
-    """How customer_features is computed."""
+    """How customer_features (and its running totals, customer_feature_state) are computed."""
 
     incremental: bool = Field(
         default=True,
@@ -55,223 +38,150 @@ class CustomerFeaturesConfig(Config):
     )
 
 
-class CLVModelConfig(Config):
-    """How the BG/NBD and Gamma-Gamma models are refitted."""
+REVIEW_TOPIC_MODEL_TABLE = DailyTable(
+    name="review_topic_model",
+    group=GROUP,
+    kinds=("scikitlearn",),
+    deps=("stg_reviews",),
+    description=(
+        "The review topic model in force each day: TF-IDF + NMF (scikit-learn), refitted on a "
+        "schedule (default every Monday) on the reviews of the lookback window ending on the "
+        "refit day and saved once per fit in the model store; each day's row names the "
+        "version and its topic labels (top terms). Source: "
+        "sql/features/review_topic_training.sql."
+    ),
+    compute=reviews.topic_model_rows,
+    config=reviews.TopicModelConfig,
+    resources=("models",),
+    summarize=reviews.summarize_topic_models,
+    preview=False,
+    columns=REVIEW_TOPIC_MODEL,
+)
 
-    refit_every_days: int = Field(default=7, description="refit schedule (7: every Monday)")
-    penalizer: float = Field(default=0.0, description="L2 penalty on the log-parameters")
-    min_customers: int = Field(default=50, description="fewer buyers: parameters left null")
+REVIEW_NLP_TABLE = DailyTable(
+    name="review_nlp",
+    group=GROUP,
+    kinds=("python",),
+    deps=("stg_reviews", "review_topic_model"),
+    description=(
+        "One row per review (partition: arrival day): VADER compound sentiment and label, "
+        "and the strongest topic of the topic model in force on the arrival day. The review "
+        "text itself is not copied. Metadata: agreement of sentiment with the star rating. "
+        "Source: sql/features/review_nlp_input.sql."
+    ),
+    compute=reviews.review_nlp_rows,
+    resources=("models",),
+    summarize=reviews.summarize_review_nlp,
+    partition_column="arrival_date",
+    columns=REVIEW_NLP,
+)
 
+WEB_SESSION_FRAGMENTS_TABLE = DailyTable(
+    name="web_session_fragments",
+    group=GROUP,
+    kinds=("sql",),
+    deps=("stg_web_events",),
+    description=(
+        "Web events of known customers counted per arrival day, customer, session and event "
+        "day, so the 90-day web features of customer_features read one row per session "
+        "instead of every event. A working table. Source: "
+        "sql/features/web_session_fragments.sql."
+    ),
+    sql="features/web_session_fragments",
+    create_sql="features/create_web_session_fragments",
+    partition_column="arrival_date",
+    preview=False,
+)
 
-class CLVScoreConfig(Config):
-    """Lifetime value horizon and discounting."""
+CUSTOMER_FEATURE_STATE_TABLE = DailyTable(
+    name="customer_feature_state",
+    group=GROUP,
+    kinds=("sql",),
+    deps=("stg_crm_customers", "stg_orders", "stg_campaign_sends", "review_nlp"),
+    description=(
+        "Per customer and day, the running totals behind customer_features that do not "
+        "depend on the day (counts, sums, first and last dates, gaps). Day D is the state of "
+        "D - 1 with only the customers touched on D recomputed (incremental), or every "
+        "customer when D - 1 is missing. A working table, materialized with customer_features: "
+        f"the last {STATE_KEEP_DAYS + 1} days are kept. Source: "
+        "sql/features/customer_feature_state.sql."
+    ),
+    sql="features/customer_feature_state",
+    create_sql="features/create_customer_feature_state",
+    config=CustomerFeaturesConfig,
+    keep_days=STATE_KEEP_DAYS,
+    preview=False,
+)
 
-    horizon_days: int = Field(default=365, description="CLV horizon in days")
-    annual_discount_rate: float = Field(default=0.10, description="yearly discount rate")
+CUSTOMER_FEATURES_TABLE = DailyTable(
+    name="customer_features",
+    group=GROUP,
+    kinds=("sql",),
+    deps=("customer_feature_state", "web_session_fragments"),
+    description=(
+        "One row per customer known to the CRM as of each day: recency, frequency, "
+        "monetary value, order intervals, returns, cancellations, discounts, category and "
+        "channel shares, 30/90-day web engagement, campaign response and review sentiment "
+        "and topic, using only rows that happened and arrived on or before the day "
+        "(point in time). Columns: docs/data_dictionary.md. Source: "
+        "sql/features/customer_features.sql."
+    ),
+    sql="features/customer_features",
+    summarize=sql_summary("features/customer_features_summary"),
+    columns=CUSTOMER_FEATURES,
+)
 
+CLV_MODEL_TABLE = DailyTable(
+    name="clv_model",
+    group=GROUP,
+    kinds=("scipy",),
+    deps=("stg_orders",),
+    description=(
+        "The lifetime-value model in force each day: BG/NBD (Fader, Hardie and Lee 2005) and "
+        "Gamma-Gamma spend model fitted by maximum likelihood (scipy) on the purchase history "
+        "up to the refit day (default every Monday), saved once per fit in the model store; "
+        "each day's row names the version and holds its parameters and log-likelihoods. "
+        "Source: sql/features/clv_summary.sql."
+    ),
+    compute=lifetime_value.clv_model_rows,
+    config=lifetime_value.CLVModelConfig,
+    resources=("models",),
+    summarize=lifetime_value.summarize_clv_models,
+    columns=CLV_MODEL,
+)
 
-def _metadata(conn: Any, table: str, column: str, start: date, end: date, preview: bool) -> dict:
-    meta = window_metadata(conn, table, column, start, end, preview=preview)
-    meta["dagster/column_schema"] = described_schema(conn, table)
-    return meta
+CUSTOMER_CLV_TABLE = DailyTable(
+    name="customer_clv",
+    group=GROUP,
+    kinds=("scipy",),
+    deps=("stg_orders", "clv_model"),
+    description=(
+        "Per customer with a purchase, each day: BG/NBD probability alive, expected "
+        "purchases in the next 30/90/365 days, Gamma-Gamma expected order value and the "
+        "discounted CLV over the configured horizon, from the clv_model in force that day. "
+        "Source: sql/features/clv_summary.sql."
+    ),
+    compute=lifetime_value.customer_clv_rows,
+    config=lifetime_value.CLVScoreConfig,
+    resources=("models",),
+    summarize=lifetime_value.summarize_customer_clv,
+    columns=CUSTOMER_CLV,
+)
+
+FEATURE_TABLES: tuple[DailyTable, ...] = (
+    REVIEW_TOPIC_MODEL_TABLE,
+    REVIEW_NLP_TABLE,
+    WEB_SESSION_FRAGMENTS_TABLE,
+    CLV_MODEL_TABLE,
+    CUSTOMER_CLV_TABLE,
+)
 
 
 def build_feature_assets(partitions_def: DailyPartitionsDefinition) -> list[AssetsDefinition]:
-    """The feature assets on the shared daily partitions."""
-    common = warehouse_asset_options(GROUP, partitions_def)
-
-    @asset(
-        name="review_topic_model",
-        kinds={"duckdb", "scikitlearn"},
-        deps=[AssetKey("stg_reviews")],
-        description=(
-            "TF-IDF + NMF topic model of review texts (scikit-learn), refitted on a schedule "
-            "(default every Monday) on the reviews of the lookback window ending on the refit "
-            "day; each day's partition holds the model in force that day (pickled, table "
-            "review_topic_model) and its topic labels (top terms). Source: "
-            "sql/features/review_topic_training.sql."
-        ),
-        **common,
-    )
-    def review_topic_model(
-        context: AssetExecutionContext, warehouse: Warehouse, config: TopicModelConfig
-    ) -> MaterializeResult:
-        from seg_pipeline.features import pipeline as fp
-
-        start, end = window_dates(context)
-        settings = fp.TopicSettings(**config.model_dump())
-        fitted: dict[date, dict[str, Any]] = {}
-        rows = []
-        with warehouse.connection() as conn, transaction(conn):
-            for day in days_between(start, end):
-                refit = fp.refit_day(day, settings.refit_every_days)
-                if refit not in fitted:
-                    fitted[refit], _ = fp.fit_topic_model_row(conn, day, settings)
-                rows.append({**fitted[refit], "as_of_date": day})
-                fp.write_frame(
-                    conn, "review_topic_model", fp.topic_model_frame(rows[-1:]), "as_of_date", day
-                )
-            meta = _metadata(conn, "review_topic_model", "as_of_date", start, end, preview=False)
-        last = rows[-1]
-        context.log.info(f"review_topic_model: {len(fitted)} fits for {start}..{end}")
-        return MaterializeResult(
-            metadata={
-                **meta,
-                "fits": len(fitted),
-                "latest_fitted_on": last["fitted_on"].isoformat(),
-                "latest_training_reviews": last["n_reviews"],
-                "latest_topic_labels": MetadataValue.json(list(last["topic_labels"])),
-            }
-        )
-
-    @asset(
-        name="review_nlp",
-        kinds={"duckdb", "python"},
-        deps=[AssetKey("stg_reviews"), AssetKey("review_topic_model")],
-        description=(
-            "One row per review (partition: arrival day): VADER compound sentiment and label, "
-            "and the strongest topic of the topic model in force on the arrival day. The review "
-            "text itself is not copied. Metadata: agreement of sentiment with the star rating. "
-            "Source: sql/features/review_nlp_input.sql."
-        ),
-        **common,
-    )
-    def review_nlp(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-        from seg_pipeline.features import pipeline as fp
-
-        start, end = window_dates(context)
-        frames = []
-        with warehouse.connection() as conn, transaction(conn):
-            for day in days_between(start, end):
-                frames.append(fp.write_review_nlp(conn, day))
-            meta = _metadata(conn, "review_nlp", "arrival_date", start, end, preview=True)
-        scored = pl.concat(frames)
-        agreement = fp.review_agreement(scored)
-        return MaterializeResult(
-            metadata={
-                **meta,
-                "sentiment_rating_spearman": agreement["spearman"],
-                "sentiment_rating_polar_agreement": agreement["polar_agreement"],
-                "reviews_with_topic": int(scored["topic_id"].is_not_null().sum()),
-            }
-        )
-
-    @asset(
-        name="customer_features",
-        kinds={"duckdb", "sql"},
-        deps=[
-            AssetKey("stg_crm_customers"),
-            AssetKey("stg_orders"),
-            AssetKey("stg_web_events"),
-            AssetKey("stg_campaign_sends"),
-            AssetKey("review_nlp"),
-        ],
-        description=(
-            "One row per customer known to the CRM as of each day: recency, frequency, "
-            "monetary value, order intervals, returns, cancellations, discounts, category and "
-            "channel shares, 30/90-day web engagement, campaign response and review sentiment "
-            "and topic, using only rows that happened and arrived on or before the day "
-            "(point in time). Computed incrementally: the running totals of the day before "
-            "(table customer_feature_state) with only the customers the day touched "
-            "recomputed, and web sessions pre-counted per arrival day (table "
-            "web_session_fragments). Columns: docs/data_dictionary.md. Source: "
-            "sql/features/customer_features.sql, customer_feature_state.sql, "
-            "web_session_fragments.sql."
-        ),
-        **common,
-    )
-    def customer_features(
-        context: AssetExecutionContext, warehouse: Warehouse, config: CustomerFeaturesConfig
-    ) -> MaterializeResult:
-        from seg_pipeline.features import pipeline as fp
-
-        start, end = window_dates(context)
-        with warehouse.connection() as conn, transaction(conn):
-            for day in days_between(start, end):
-                fp.write_customer_features(conn, day, config.incremental)
-            meta = _metadata(conn, "customer_features", "as_of_date", start, end, preview=True)
-            buyers = conn.execute(
-                "SELECT count(*) FILTER (WHERE count_orders > 0) FROM customer_features "
-                "WHERE as_of_date = $d",
-                {"d": end},
-            ).fetchall()[0][0]
-        return MaterializeResult(metadata={**meta, "customers_with_orders_last_day": buyers})
-
-    @asset(
-        name="clv_model",
-        kinds={"duckdb", "scipy"},
-        deps=[AssetKey("stg_orders")],
-        description=(
-            "BG/NBD (Fader, Hardie and Lee 2005) and Gamma-Gamma spend model fitted by maximum "
-            "likelihood (scipy) on the purchase history up to the refit day (default every "
-            "Monday); each day's partition holds the parameters in force that day. Metadata: "
-            "parameters and log-likelihoods. Source: sql/features/clv_summary.sql."
-        ),
-        **common,
-    )
-    def clv_model(
-        context: AssetExecutionContext, warehouse: Warehouse, config: CLVModelConfig
-    ) -> MaterializeResult:
-        from seg_pipeline.features import pipeline as fp
-
-        start, end = window_dates(context)
-        cache: dict[date, dict[str, Any]] = {}
-        with warehouse.connection() as conn, transaction(conn):
-            for day in days_between(start, end):
-                row = fp.clv_model_row(
-                    conn,
-                    day,
-                    config.refit_every_days,
-                    config.penalizer,
-                    cache,
-                    config.min_customers,
-                )
-                frame = pl.DataFrame([row], schema=fp.CLV_MODEL_SCHEMA)
-                fp.write_frame(conn, "clv_model", frame, "as_of_date", day)
-            meta = _metadata(conn, "clv_model", "as_of_date", start, end, preview=True)
-        return MaterializeResult(metadata={**meta, "fits": len(cache), **fp.params_metadata(row)})
-
-    @asset(
-        name="customer_clv",
-        kinds={"duckdb", "scipy"},
-        deps=[AssetKey("stg_orders"), AssetKey("clv_model")],
-        description=(
-            "Per customer with a purchase, each day: BG/NBD probability alive, expected "
-            "purchases in the next 30/90/365 days, Gamma-Gamma expected order value and the "
-            "discounted CLV over the configured horizon, from the clv_model parameters in force "
-            "that day. Source: sql/features/clv_summary.sql."
-        ),
-        **common,
-    )
-    def customer_clv(
-        context: AssetExecutionContext, warehouse: Warehouse, config: CLVScoreConfig
-    ) -> MaterializeResult:
-        from seg_pipeline.features import pipeline as fp
-
-        start, end = window_dates(context)
-        with warehouse.connection() as conn, transaction(conn):
-            for day in days_between(start, end):
-                params, fitted_on = fp.load_clv_params(conn, day)
-                frame = fp.customer_clv_frame(
-                    fp.clv_summary(conn, day),
-                    params,
-                    day,
-                    fitted_on,
-                    config.horizon_days,
-                    config.annual_discount_rate,
-                )
-                fp.write_frame(conn, "customer_clv", frame, "as_of_date", day)
-            meta = _metadata(conn, "customer_clv", "as_of_date", start, end, preview=True)
-            total = conn.execute(
-                "SELECT sum(clv), avg(prob_alive) FROM customer_clv WHERE as_of_date = $d",
-                {"d": end},
-            ).fetchall()[0]
-        return MaterializeResult(
-            metadata={
-                **meta,
-                "total_clv_last_day": float(total[0] or 0.0),
-                "mean_prob_alive_last_day": float(total[1] or 0.0),
-            }
-        )
-
-    return [review_topic_model, review_nlp, customer_features, clv_model, customer_clv]
+    """The feature assets on the shared daily partitions; the running totals and the features
+    built on them are one step (the totals are pruned once the features have used them)."""
+    together = (CUSTOMER_FEATURE_STATE_TABLE, CUSTOMER_FEATURES_TABLE)
+    return [
+        *(daily_table_asset(table, partitions_def) for table in FEATURE_TABLES),
+        daily_tables_asset("customer_features", together, partitions_def),
+    ]

@@ -18,8 +18,9 @@ Time is in days throughout. The estimators follow scikit-learn's shape: paramete
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -363,7 +364,9 @@ def summary_from_transactions(
 
 @dataclass(frozen=True)
 class CLVParams:
-    """Fitted parameters of both models, as stored in the ``clv_model`` table."""
+    """Fitted parameters of both models (the lifetime-value model saved in the model store)."""
+
+    kind: ClassVar[str] = "clv"
 
     r: float
     alpha: float
@@ -372,6 +375,15 @@ class CLVParams:
     p: float
     q: float
     gamma: float
+
+    def to_state(self) -> dict[str, float]:
+        """The seven parameters by name (see the model store)."""
+        return {k: float(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        """The parameters :meth:`to_state` described."""
+        return cls(**state)
 
     def models(self) -> tuple[BetaGeoModel, GammaGammaModel]:
         """Estimators carrying these parameters, ready to predict."""

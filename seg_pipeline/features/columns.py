@@ -6,9 +6,6 @@ One source of truth for the Dagster column schema (``dagster/column_schema``) an
 
 from __future__ import annotations
 
-import duckdb
-from dagster import TableColumn, TableSchema
-
 # States of customer_features older than this many days before the latest computed day are
 # deleted; recomputing an older day without the state of the day before computes it in full.
 STATE_KEEP_DAYS = 7
@@ -109,16 +106,19 @@ REVIEW_NLP: dict[str, str] = {
 
 REVIEW_TOPIC_MODEL: dict[str, str] = {
     "as_of_date": "Day the model applies to. Partition column.",
+    "model_version": "Version of the topic model in the model store (table model_registry); "
+    "null when too few reviews to fit.",
     "fitted_on": "Refit day: the latest day on or before as_of_date on the refit schedule.",
     "train_start": "First arrival day of the training window.",
     "n_reviews": "Review texts the model was fitted on.",
     "n_topics": "NMF components.",
     "topic_labels": "Label of each topic: its top terms joined by '/'.",
-    "model": "The pickled TF-IDF vectoriser and NMF (null when too few reviews to fit).",
 }
 
 CLV_MODEL: dict[str, str] = {
     "as_of_date": "Day the parameters apply to. Partition column.",
+    "model_version": "Version of the fit in the model store (table model_registry); null when "
+    "too few buyers to fit.",
     "fitted_on": "Calibration end: the latest refit day on or before as_of_date.",
     "n_customers": "Customers with at least one purchase in calibration (BG/NBD fit).",
     "bgnbd_r": "BG/NBD shape r of the Gamma purchase-rate distribution.",
@@ -161,18 +161,6 @@ TABLES: dict[str, dict[str, str]] = {
 }
 
 
-def described_schema(conn: duckdb.DuckDBPyConnection, table: str) -> TableSchema:
-    """The table's columns and types with their data-dictionary descriptions."""
-    descriptions = TABLES.get(table.rpartition(".")[2], {})
-    rows = conn.execute(f"DESCRIBE {table}").fetchall()
-    return TableSchema(
-        columns=[
-            TableColumn(name=name, type=str(col_type), description=descriptions.get(name))
-            for name, col_type, *_ in rows
-        ]
-    )
-
-
 def data_dictionary_markdown() -> str:
     """The text of ``docs/data_dictionary.md``."""
     lines = [
@@ -194,16 +182,16 @@ def data_dictionary_markdown() -> str:
     lines += [
         "## Working tables of customer_features",
         "",
-        "Written by the customer_features asset so that a day costs seconds at a million",
-        "customers; not meant for analysis, safe to drop (the next run rebuilds them, the first",
-        "day then computed in full).",
+        "Assets of their own, so that a day of customer_features costs seconds at a million",
+        "customers; not meant for analysis.",
         "",
         "- `customer_feature_state` (partition `as_of_date`, the last "
         f"{STATE_KEEP_DAYS + 1} days kept): per",
         "  customer the running totals behind customer_features that do not depend on the day",
         "  (`sql/features/customer_feature_state.sql`). Day D is the state of D - 1 with only the",
         "  customers touched on D recomputed (a row of theirs arrived or was re-delivered, or the",
-        "  CRM sent them); without the state of D - 1 every customer is computed.",
+        "  CRM sent them); without the state of D - 1 (or with `incremental: false`) every",
+        "  customer is computed.",
         "- `web_session_fragments` (partition `arrival_date`): web events of known customers",
         "  counted per arrival day, customer, session and event day",
         "  (`sql/features/web_session_fragments.sql`); the 90-day web features read one row per",

@@ -7,9 +7,9 @@ is downloaded at run time.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -111,6 +111,8 @@ class TopicModel:
         The top terms of each topic, by weight.
     """
 
+    kind: ClassVar[str] = "review_topics"
+
     vectorizer: TfidfVectorizer
     nmf: NMF
     labels: list[str]
@@ -120,17 +122,24 @@ class TopicModel:
     def n_topics(self) -> int:
         return len(self.labels)
 
-    def to_bytes(self) -> bytes:
-        """Serialised model (pickle) for the warehouse's model store."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+    def to_state(self) -> dict[str, Any]:
+        """The model as scikit-learn objects and plain values (see the model store)."""
+        return {
+            "vectorizer": self.vectorizer,
+            "nmf": self.nmf,
+            "labels": list(self.labels),
+            "top_terms": [list(t) for t in self.top_terms],
+        }
 
-    @staticmethod
-    def from_bytes(data: bytes) -> TopicModel:
-        """The model written by :meth:`to_bytes` (only ever read back from our own store)."""
-        model = pickle.loads(data)
-        if not isinstance(model, TopicModel):
-            raise TypeError("the stored object is not a TopicModel")
-        return model
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        """The model :meth:`to_state` described."""
+        return cls(
+            vectorizer=state["vectorizer"],
+            nmf=state["nmf"],
+            labels=list(state["labels"]),
+            top_terms=[list(t) for t in state["top_terms"]],
+        )
 
     def transform(self, texts: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
         """Topic id (-1 when no topic term occurs) and topic weight of each text."""

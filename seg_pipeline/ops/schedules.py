@@ -25,7 +25,10 @@ def build_daily_job() -> UnresolvedAssetJobDefinition:
         name=DAILY_JOB_NAME,
         selection=DAILY_SELECTION,
         tags=WAREHOUSE_RUN_TAG,
-        description="Load and stage one day (or, as a backfill, a range of days) of every source.",
+        description=(
+            "Every daily table for one day (or, as a backfill, a range of days): load, stage, "
+            "check, features, review NLP, lifetime value and segments."
+        ),
     )
 
 

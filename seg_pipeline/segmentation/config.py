@@ -1,15 +1,17 @@
-"""What the segmentation uses and how it fits: one frozen settings object, defaults in code.
+"""What the segmentation uses and how it fits: one settings class, defaults in code.
 
-The Dagster assets take the same fields as run config (:class:`SegmentationRunConfig` in
-``assets.py``), so a run from the UI or the CLI can change any of them.
+:class:`SegmentationConfig` is both the Dagster resource ``segmentation`` (shared by the
+segmentation assets, set in the definitions) and the plain settings object the fitting
+functions take; there is no second copy of its fields.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Self
 
-Algorithm = Literal["kmeans", "minibatch_kmeans", "ward", "hdbscan", "dbscan", "gmm", "som"]
+from dagster import ConfigurableResource
+from pydantic import Field, model_validator
+
 ALGORITHMS: tuple[str, ...] = (
     "kmeans",
     "minibatch_kmeans",
@@ -64,88 +66,70 @@ DEFAULT_LOG_FEATURES: tuple[str, ...] = (
 DEFAULT_ZERO_FILL: tuple[str, ...] = ("return_rate", "cancel_rate", "share_orders_discounted")
 
 
-@dataclass(frozen=True)
-class SegmentationConfig:
-    """Settings of the segmentation model.
+class SegmentationConfig(ConfigurableResource):
+    """Settings of the segmentation model (every field is described in the UI).
 
-    Parameters
-    ----------
-    features
-        customer_features columns the model uses, in order.
-    log_features
-        Those of them transformed with log1p (counts, days, money).
-    zero_fill
-        Those whose nulls become 0; other nulls take the training median, except
-        ``recency_days`` which takes ``observed_days``.
-    algorithm
-        One of :data:`ALGORITHMS`; ``kmeans`` by default.
-    n_segments
-        Fixed number of segments; ``None`` chooses it over ``k_min..k_max``.
-    k_min, k_max
-        Range searched for the number of segments.
-    pca_components
-        Optional PCA after scaling (``None``: no PCA).
-    scaler_quantile_range
-        Quantile range of the robust scaler (10-90 keeps zero-heavy shares from being blown up
-        by a zero inter-quartile range).
-    seed
-        Seed of every random step (sampling, initialisation).
-    window_days
-        Rolling fit window: the model is fitted on customer_features rows of the last this many
-        days (sampled).
-    max_fit_rows
-        Most rows the model is fitted on (sampled from the window).
-    score_sample
-        Rows the silhouette score of each candidate K is computed on.
-    max_model_age_days
-        A model older than this is refitted by the next daily run.
-    ward_sample
-        Rows the Ward hierarchy is built on (the rest are assigned to the nearest centroid).
-    density_min_cluster_size, density_min_samples, dbscan_eps, density_sample
-        HDBSCAN / DBSCAN parameters; ``dbscan_eps`` ``None`` takes it from the k-distance
-        quantile.  Points they call noise form their own segment.
-    som_rows, som_cols, som_iterations, som_sigma, som_learning_rate
-        Self-organising map grid and training; its nodes are grouped into segments.
-    kmeans_n_init
-        Restarts of K-Means.
-    min_match_jaccard
-        Shared-member overlap (Jaccard) below which a refitted segment is new, not a
-        continuation of an old one.
-    keep_name_jaccard
-        Overlap from which a continued segment also keeps its name; a weaker continuation
-        keeps its id but is renamed from its current profile (early models, fitted on little
-        history, name segments that later settle).
+    Nulls of the features mean "no denominator" (no order, no send, no review): ``zero_fill``
+    columns get 0, ``recency_days`` takes ``observed_days``, others the training median.
+    Density methods call some points noise; those form their own segment.
     """
 
-    features: tuple[str, ...] = DEFAULT_FEATURES
-    log_features: tuple[str, ...] = DEFAULT_LOG_FEATURES
-    zero_fill: tuple[str, ...] = DEFAULT_ZERO_FILL
-    algorithm: Algorithm = "kmeans"
-    n_segments: int | None = None
-    k_min: int = 3
-    k_max: int = 10
-    pca_components: int | None = None
-    scaler_quantile_range: tuple[float, float] = (10.0, 90.0)
-    seed: int = 42
-    window_days: int = 7
-    max_fit_rows: int = 200_000
-    score_sample: int = 5_000
-    max_model_age_days: int = 7
-    ward_sample: int = 5_000
-    density_min_cluster_size: int = 25
-    density_min_samples: int | None = None
-    dbscan_eps: float | None = None
-    density_sample: int = 20_000
-    som_rows: int = 8
-    som_cols: int = 8
-    som_iterations: int = 5_000
-    som_sigma: float = 1.5
-    som_learning_rate: float = 0.5
-    kmeans_n_init: int = 4
-    min_match_jaccard: float = 0.3
-    keep_name_jaccard: float = 0.5
+    features: list[str] = Field(
+        default=list(DEFAULT_FEATURES), description="customer_features columns used, in order"
+    )
+    log_features: list[str] = Field(
+        default=list(DEFAULT_LOG_FEATURES),
+        description="those of them transformed with log1p (counts, days, money)",
+    )
+    zero_fill: list[str] = Field(
+        default=list(DEFAULT_ZERO_FILL), description="those whose nulls become 0"
+    )
+    algorithm: str = Field(default="kmeans", description=" | ".join(ALGORITHMS))
+    n_segments: int | None = Field(default=None, description="fixed K; empty: choose K")
+    k_min: int = Field(default=3, description="smallest K tried")
+    k_max: int = Field(default=10, description="largest K tried")
+    pca_components: int | None = Field(default=None, description="PCA after scaling")
+    scaler_quantile_range: list[float] = Field(
+        default=[10.0, 90.0],
+        description=(
+            "quantile range of the robust scaler (10-90 keeps zero-heavy shares from being "
+            "blown up by a zero inter-quartile range)"
+        ),
+    )
+    seed: int = Field(default=42, description="seed of every random step")
+    window_days: int = Field(default=7, description="rolling training window in days")
+    max_fit_rows: int = Field(default=200_000, description="training rows (sampled)")
+    score_sample: int = Field(default=5_000, description="rows each K's silhouette is scored on")
+    max_model_age_days: int = Field(default=7, description="refit when the model is older")
+    ward_sample: int = Field(
+        default=5_000, description="rows the Ward hierarchy is built on (others: nearest centre)"
+    )
+    density_min_cluster_size: int = Field(default=25, description="HDBSCAN/DBSCAN cluster size")
+    density_min_samples: int | None = Field(default=None, description="HDBSCAN/DBSCAN samples")
+    dbscan_eps: float | None = Field(
+        default=None, description="DBSCAN eps; empty: from the k-distance quantile"
+    )
+    density_sample: int = Field(default=20_000, description="rows density methods fit on")
+    som_rows: int = Field(default=8, description="self-organising map rows")
+    som_cols: int = Field(default=8, description="self-organising map columns")
+    som_iterations: int = Field(default=5_000, description="self-organising map iterations")
+    som_sigma: float = Field(default=1.5, description="self-organising map neighbourhood")
+    som_learning_rate: float = Field(default=0.5, description="self-organising map learning rate")
+    kmeans_n_init: int = Field(default=4, description="K-Means restarts")
+    min_match_jaccard: float = Field(
+        default=0.3,
+        description="shared-member overlap below which a refitted segment is new",
+    )
+    keep_name_jaccard: float = Field(
+        default=0.5,
+        description=(
+            "overlap from which a continued segment also keeps its name (a weaker continuation "
+            "keeps its id and is renamed from its current profile)"
+        ),
+    )
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> Self:
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {self.algorithm!r}; choose one of {ALGORITHMS}")
         if not self.features:
@@ -156,7 +140,8 @@ class SegmentationConfig:
             raise ValueError("n_segments must be at least 2")
         if not 2 <= self.k_min <= self.k_max:
             raise ValueError("need 2 <= k_min <= k_max")
+        return self
 
-    def with_changes(self, **changes: Any) -> SegmentationConfig:
+    def with_changes(self, **changes: Any) -> Self:
         """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
+        return type(self)(**{**self.model_dump(), **changes})

@@ -1,17 +1,30 @@
-"""What the daily segmentation assets compute, as plain functions (frames in, frames out)."""
+"""What the segmentation's daily tables hold, as plain functions (connection and day in, frame
+out), and the metadata of their runs.
+
+- ``segmentation_model``: which stored model version is in force each day (refitting when asked,
+  when the settings changed or when the model is too old);
+- ``customer_segments``: every customer's stable segment, beside the RFM baseline;
+- ``segment_profiles``: size, profile, name and surrogate-tree rules of each segment.
+
+scikit-learn, SciPy and matplotlib load with the model and plot modules when these run.
+"""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import duckdb
 import numpy as np
 import polars as pl
+from dagster import Config, MetadataValue, get_dagster_logger
+from pydantic import Field
 
+from seg_pipeline.metadata import PlotFolder, markdown_table
+from seg_pipeline.models.store import ModelStore
 from seg_pipeline.resources import query_frame, read_sql
-from seg_pipeline.segmentation.model import SegmentationModel
-from seg_pipeline.segmentation.profiles import PROFILE_FEATURES, segment_profiles, surrogate_rules
+from seg_pipeline.segmentation.config import SegmentationConfig
+from seg_pipeline.tables import row_of_day
 
 # Customers drawn (seeded) for the 2-D projection plot and for fitting the surrogate tree.
 PROJECTION_POINTS = 5_000
@@ -20,10 +33,134 @@ SURROGATE_ROWS = 100_000
 # (loyal and lapsing customers) shared one leaf (fidelity 0.78 on the test month); 4 gives
 # each its own rule of at most four conditions (fidelity 0.96).
 SURROGATE_DEPTH = 4
+# Days of segment sizes shown by the sizes-over-time plot.
+SIZES_PLOT_DAYS = 90
+
+MODEL_DAY_SCHEMA = {
+    "as_of_date": pl.Date,
+    "model_version": pl.String,
+    "fitted_on": pl.Date,
+    "model_age_days": pl.Int64,
+    "refitted": pl.Boolean,
+    "refit_reason": pl.String,
+    "n_segments": pl.Int64,
+}
+
+
+class SegmentationModelConfig(Config):
+    """Per-run options of segmentation_model."""
+
+    force_refit: bool = Field(
+        default=False,
+        description="refit on every day of the run even if the model in force is young enough",
+    )
+
+
+def _model_of_day(conn: duckdb.DuckDBPyConnection, models: ModelStore, day: date) -> Any:
+    from seg_pipeline.segmentation.model import load_model
+
+    return load_model(conn, models, row_of_day(conn, "segmentation_model", day)["model_version"])
+
+
+def segmentation_model_rows(
+    conn: duckdb.DuckDBPyConnection,
+    day: date,
+    settings: SegmentationModelConfig,
+    models: ModelStore,
+    segmentation: SegmentationConfig,
+) -> pl.DataFrame:
+    """The ``segmentation_model`` row of ``day``: the version in force, refitted first if the
+    refit rule (:func:`~seg_pipeline.segmentation.model.refit_reason`) says so."""
+    from seg_pipeline.segmentation import model as sm
+
+    current = sm.model_in_force(conn, models, day)
+    reason = sm.refit_reason(current, day, segmentation, settings.force_refit)
+    if reason is not None:
+        training, window_start = sm.training_rows(conn, day, segmentation)
+        current = sm.fit_model(
+            training,
+            sm.features_of_day(conn, day),
+            segmentation,
+            day,
+            window_start,
+            current,
+            sm.next_segment_id(conn, models),
+        )
+        current.info["refit_reason"] = reason
+        sm.save_model(conn, models, current)
+        get_dagster_logger().info(
+            f"segmentation_model {day}: refit ({reason}) -> {current.version}, "
+            f"{len(current.segment_ids)} segments"
+        )
+    assert current is not None
+    # a re-run of a refit day keeps that day's fit: the row stays the same
+    refitted = current.fitted_on == day
+    row = {
+        "as_of_date": day,
+        "model_version": current.version,
+        "fitted_on": current.fitted_on,
+        "model_age_days": (day - current.fitted_on).days,
+        "refitted": refitted,
+        "refit_reason": current.info.get("refit_reason") if refitted else None,
+        "n_segments": len(current.segment_ids),
+    }
+    return pl.DataFrame([row], schema=MODEL_DAY_SCHEMA)
+
+
+def summarize_model(
+    conn: duckdb.DuckDBPyConnection,
+    start: date,
+    end: date,
+    last: pl.DataFrame,
+    settings: SegmentationModelConfig,
+    models: ModelStore,
+    segmentation: SegmentationConfig,
+    plots: PlotFolder,
+) -> dict[str, Any]:
+    """Metadata: the model in force on the run's last day (K scores, segments, how they
+    continued the previous model's), with its K-selection curves and dendrogram."""
+    from seg_pipeline.segmentation import plots as draw
+
+    model = _model_of_day(conn, models, end)
+    refits = query_frame(
+        conn,
+        read_sql("segmentation/segmentation_model_refits"),
+        {"start_date": start, "end_date": end},
+    )
+    meta: dict[str, Any] = {
+        "model_version": model.version,
+        "fitted_on": model.fitted_on.isoformat(),
+        "algorithm": model.config.algorithm,
+        "features": MetadataValue.json(list(model.config.features)),
+        "n_segments": len(model.segment_ids),
+        "k_selection": model.fit.selection,
+        "chosen_k": int(model.fit.chosen_k),
+        "train_rows": model.train_rows,
+        "training_window": f"{model.window_start}..{model.fitted_on}",
+        "refits_in_run": int(refits["refits"][0]),
+        "segment_names": MetadataValue.json({str(k): v for k, v in model.names.items()}),
+        "carried_segments": MetadataValue.json({str(k): v for k, v in model.match.carried.items()}),
+        "new_segments": MetadataValue.json(model.match.new),
+        "vanished_segments": MetadataValue.json(model.match.vanished),
+        "renamed_segments": MetadataValue.json(
+            {str(k): v for k, v in model.info.get("renamed", {}).items()}
+        ),
+        "k_scores": MetadataValue.md(
+            markdown_table(
+                model.fit.k_scores.columns, [tuple(r) for r in model.fit.k_scores.iter_rows()]
+            )
+        ),
+    }
+    folder = f"segmentation_model/{model.version}"
+    plots.attach(meta, folder, "k_selection", draw.k_selection_plot(model.fit.k_scores), "K choice")
+    if model.fit.linkage is not None:
+        png = draw.dendrogram_plot(model.fit.linkage)
+        plots.attach(meta, folder, "dendrogram", png, "Dendrogram")
+    return meta
 
 
 def assign_segments(
-    conn: duckdb.DuckDBPyConnection, model: SegmentationModel, features: pl.DataFrame, day: date
+    conn: duckdb.DuckDBPyConnection, model: Any, features: pl.DataFrame, day: date
 ) -> pl.DataFrame:
     """customer_segments rows of ``day``: model segments, distances, RFM baseline."""
     x = model.transform(features)
@@ -63,10 +200,69 @@ def assign_segments(
     return frame.join(rfm.drop("as_of_date"), on="customer_id", how="left")
 
 
+def customer_segments_rows(
+    conn: duckdb.DuckDBPyConnection, day: date, settings: None, models: ModelStore
+) -> pl.DataFrame:
+    """Every customer's segment on ``day`` from the model in force that day."""
+    from seg_pipeline.segmentation.model import features_of_day
+
+    model = _model_of_day(conn, models, day)
+    return assign_segments(conn, model, features_of_day(conn, day), day)
+
+
+def segments_of_day(conn: duckdb.DuckDBPyConnection, day: date) -> pl.DataFrame:
+    """customer_id and segment_id of every customer on ``day``, sorted by customer."""
+    return query_frame(conn, read_sql("segmentation/segments_of_day"), {"as_of_date": day})
+
+
+def summarize_segments(
+    conn: duckdb.DuckDBPyConnection,
+    start: date,
+    end: date,
+    last: pl.DataFrame,
+    settings: None,
+    models: ModelStore,
+) -> dict[str, Any]:
+    """Metadata: segment and RFM sizes on the run's last day, and how stable the segments
+    were against the day before (ARI, share keeping its id)."""
+    from seg_pipeline.segmentation.identity import stability
+
+    sizes = (
+        last.group_by("segment_id", "segment_name")
+        .agg(pl.len().alias("customers"))
+        .sort("segment_id")
+    )
+    rfm = last.group_by("rfm_segment").agg(pl.len().alias("customers")).sort("rfm_segment")
+    meta: dict[str, Any] = {
+        "model_version": last["model_version"][0],
+        "segment_sizes": MetadataValue.md(
+            markdown_table(sizes.columns, [tuple(r) for r in sizes.iter_rows()])
+        ),
+        "rfm_baseline_sizes": MetadataValue.md(
+            markdown_table(rfm.columns, [tuple(r) for r in rfm.iter_rows()])
+        ),
+    }
+    previous_day = end - timedelta(days=1)
+    previous = segments_of_day(conn, previous_day)
+    if not previous.is_empty():
+        meta["stability_compared_with"] = previous_day.isoformat()
+        current = last.select("customer_id", "segment_id")
+        for key, value in stability(previous, current).items():
+            meta[f"stability_{key}"] = value
+    return meta
+
+
 def profile_day(
-    features: pl.DataFrame, segments: pl.DataFrame, model: SegmentationModel, day: date
-) -> tuple[pl.DataFrame, dict[int, Any], float]:
-    """segment_profiles rows of ``day``: profile, name and surrogate-tree rules per segment."""
+    features: pl.DataFrame, segments: pl.DataFrame, model: Any, day: date
+) -> pl.DataFrame:
+    """segment_profiles rows of ``day``: profile, name and surrogate-tree rules per segment,
+    with the surrogate tree's fidelity."""
+    from seg_pipeline.segmentation.profiles import (
+        PROFILE_FEATURES,
+        segment_profiles,
+        surrogate_rules,
+    )
+
     profile = segment_profiles(features, segments)
     joined = features.join(segments, on="customer_id", how="inner")
     if joined.height > SURROGATE_ROWS:
@@ -78,7 +274,7 @@ def profile_day(
         max_depth=SURROGATE_DEPTH,
         seed=model.config.seed,
     )
-    rules, fidelity = surrogate.by_segment(), round(float(surrogate.fidelity), 4)
+    rules = surrogate.by_segment()
     profile = profile.with_columns(
         pl.lit(day).alias("as_of_date"),
         pl.col("segment_id")
@@ -87,13 +283,72 @@ def profile_day(
         pl.col("segment_id")
         .map_elements(lambda s: rules_text(rules.get(int(s), [])), return_dtype=pl.String)
         .alias("rules"),
+        pl.lit(round(float(surrogate.fidelity), 4)).alias("rules_fidelity"),
         pl.lit(model.version).alias("model_version"),
     )
     first = ["as_of_date", "segment_id", "segment_name", "n_customers", "share", "rules"]
-    return profile.select(first + [c for c in profile.columns if c not in first]), rules, fidelity
+    return profile.select(first + [c for c in profile.columns if c not in first])
 
 
 def rules_text(rules: list[dict[str, Any]], most: int = 3) -> str:
     """The segment's largest surrogate-tree rules, with their precision, joined by OR."""
     ranked = sorted(rules, key=lambda r: (not r["predicts_segment"], -r["support"]))[:most]
     return " OR ".join(f"({r['rule']}) [precision {r['precision']:.0%}]" for r in ranked)
+
+
+def segment_profiles_rows(
+    conn: duckdb.DuckDBPyConnection, day: date, settings: None, models: ModelStore
+) -> pl.DataFrame:
+    """The profile of every segment on ``day``."""
+    from seg_pipeline.segmentation.model import features_of_day
+
+    model = _model_of_day(conn, models, day)
+    return profile_day(features_of_day(conn, day), segments_of_day(conn, day), model, day)
+
+
+def summarize_profiles(
+    conn: duckdb.DuckDBPyConnection,
+    start: date,
+    end: date,
+    last: pl.DataFrame,
+    settings: None,
+    models: ModelStore,
+    plots: PlotFolder,
+) -> dict[str, Any]:
+    """Metadata: the last day's segments and rules, with the 2-D projection, profile heatmap
+    and segment sizes over time."""
+    from seg_pipeline.segmentation import plots as draw
+    from seg_pipeline.segmentation.profiles import PROFILE_FEATURES
+
+    model = _model_of_day(conn, models, end)
+    table = last.select("segment_id", "segment_name", "n_customers", "share", "rules")
+    meta: dict[str, Any] = {
+        "model_version": model.version,
+        "surrogate_tree_fidelity": float(last["rules_fidelity"][0]),
+        "segments": MetadataValue.md(
+            markdown_table(table.columns, [tuple(r) for r in table.iter_rows()])
+        ),
+    }
+    shown = query_frame(
+        conn,
+        read_sql("segmentation/projection_sample"),
+        {"as_of_date": end, "seed": model.config.seed, "max_rows": PROJECTION_POINTS},
+    )
+    sizes = query_frame(
+        conn,
+        read_sql("segmentation/segment_sizes"),
+        {"start_date": end - timedelta(days=SIZES_PLOT_DAYS - 1), "end_date": end},
+    )
+    folder = f"segment_profiles/{end.isoformat()}"
+    projection = draw.projection_scatter(
+        model.transform(shown),
+        shown["segment_id"].to_numpy(),
+        model.names,
+        model.config.seed,
+        max_points=PROJECTION_POINTS,
+    )
+    plots.attach(meta, folder, "projection", projection, "Segments in 2-D")
+    heatmap = draw.profile_heatmap(last, list(PROFILE_FEATURES))
+    plots.attach(meta, folder, "profile_heatmap", heatmap, "Profiles")
+    plots.attach(meta, folder, "sizes_over_time", draw.segment_sizes_plot(sizes), "Segment sizes")
+    return meta

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import polars as pl
 from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score
 
 
 @dataclass(frozen=True)
@@ -102,3 +104,18 @@ def match_segments(
             next_id += 1
     vanished = sorted(int(v) for v in prev_values if int(v) not in carried)
     return SegmentMatch(segment_ids=ids, carried=carried, new=new, vanished=vanished)
+
+
+def stability(previous: pl.DataFrame, current: pl.DataFrame) -> dict[str, float | int]:
+    """Agreement of two days' assignments (customer_id, segment_id) on shared customers:
+    ARI and the share of customers keeping the same segment id."""
+    joined = previous.join(current, on="customer_id", how="inner", suffix="_current")
+    if joined.is_empty():
+        return {"shared_customers": 0}
+    a = joined["segment_id"].to_numpy()
+    b = joined["segment_id_current"].to_numpy()
+    return {
+        "shared_customers": joined.height,
+        "ari": round(float(adjusted_rand_score(a, b)), 4),
+        "same_segment_id_share": round(float((a == b).mean()), 4),
+    }

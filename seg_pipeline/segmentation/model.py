@@ -1,40 +1,83 @@
-"""The fitted segmentation model (preprocessing + clustering + stable ids + names), its
-versioned store in the warehouse, and the refit rule.
+"""The fitted segmentation model (preprocessing + clustering + stable ids + names), how it is
+saved in the model store, and the refit rule.
 
-Table ``segmentation_models`` keeps every fitted version (pickled model, parameters, K-selection
-scores, how its segments matched the previous version's); the ``segmentation_model`` asset says,
-for each day, which version is in force.
+Every fitted version is saved in the model store (kind ``segmentation``: the artifact, its
+parameters, K-selection scores and how its segments matched the previous version's); the
+``segmentation_model`` table says, for each day, which version is in force.
 """
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
-import pickle
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import duckdb
 import numpy as np
 import polars as pl
+from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
-from seg_pipeline.resources import query_frame, read_sql, table_exists
-from seg_pipeline.segmentation.algorithms import SegmenterFit, fit_segmenter
+from seg_pipeline.models.store import ModelStore, fingerprint
+from seg_pipeline.resources import query_frame, read_sql
+from seg_pipeline.segmentation.algorithms import (
+    DensitySegmenter,
+    GMMSegmenter,
+    KMeansSegmenter,
+    SegmenterFit,
+    SOMSegmenter,
+    WardSegmenter,
+    fit_segmenter,
+)
 from seg_pipeline.segmentation.config import SegmentationConfig
 from seg_pipeline.segmentation.identity import SegmentMatch, initial_ids, match_segments
 from seg_pipeline.segmentation.preprocess import build_preprocessor, feature_matrix
 from seg_pipeline.segmentation.profiles import name_segments, segment_profiles
 
-REGISTRY_TABLE = "segmentation_models"
+KIND = "segmentation"
 NOISE_NAME = "Unclustered (noise)"
+# Stable names of the estimators in saved models (the artifact never holds an import path).
+ESTIMATORS: dict[str, type[BaseEstimator]] = {
+    "kmeans": KMeansSegmenter,
+    "ward": WardSegmenter,
+    "density": DensitySegmenter,
+    "gmm": GMMSegmenter,
+    "som": SOMSegmenter,
+}
 
 
 def config_fingerprint(config: SegmentationConfig) -> str:
     """Short stable hash of every setting (a changed setting means a different model)."""
-    text = json.dumps(asdict(config), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    return fingerprint(config.model_dump())
+
+
+def estimator_state(estimator: BaseEstimator) -> dict[str, Any]:
+    """A fitted segmenter as plain state: its stable name, parameters and learned attributes."""
+    names = [name for name, cls in ESTIMATORS.items() if type(estimator) is cls]
+    if not names:
+        raise TypeError(f"{type(estimator).__name__} is not a registered segmenter")
+    learned = {k: v for k, v in vars(estimator).items() if k.endswith("_") and k[0] != "_"}
+    return {"estimator": names[0], "params": estimator.get_params(deep=False), "learned": learned}
+
+
+def estimator_from_state(state: dict[str, Any]) -> BaseEstimator:
+    """The segmenter :func:`estimator_state` described."""
+    estimator = ESTIMATORS[state["estimator"]](**state["params"])
+    for name, value in state["learned"].items():
+        setattr(estimator, name, value)
+    return estimator
+
+
+def _frame_bytes(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer)
+    return buffer.getvalue()
+
+
+def _pairs(mapping: dict[int, Any]) -> list[list[Any]]:
+    return [[int(k), v] for k, v in mapping.items()]
 
 
 @dataclass
@@ -60,6 +103,8 @@ class SegmentationModel:
     noise_segment_id
         Segment id of density-noise points, if any.
     """
+
+    kind: ClassVar[str] = KIND
 
     version: str
     fitted_on: date
@@ -97,15 +142,72 @@ class SegmentationModel:
     def segment_ids(self) -> list[int]:
         return sorted(self.match.segment_ids.values())
 
-    def to_bytes(self) -> bytes:
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+    def to_state(self) -> dict[str, Any]:
+        """The model as plain values, arrays and scikit-learn objects (see the model store)."""
+        fit = self.fit
+        return {
+            "version": self.version,
+            "fitted_on": self.fitted_on.isoformat(),
+            "config": self.config.model_dump(),
+            "preprocessor": self.preprocessor,
+            "fit": {
+                "estimator": estimator_state(fit.estimator),
+                "n_segments": fit.n_segments,
+                "noise_label": fit.noise_label,
+                "k_scores": _frame_bytes(fit.k_scores),
+                "chosen_k": int(fit.chosen_k),
+                "selection": fit.selection,
+                "centroids": fit.centroids,
+                "train_labels": fit.train_labels,
+                "linkage": fit.linkage,
+            },
+            "match": {
+                "segment_ids": _pairs(self.match.segment_ids),
+                "carried": _pairs(self.match.carried),
+                "new": [int(v) for v in self.match.new],
+                "vanished": [int(v) for v in self.match.vanished],
+            },
+            "names": _pairs(self.names),
+            "train_rows": self.train_rows,
+            "window_start": self.window_start.isoformat(),
+            "previous_version": self.previous_version,
+            "noise_segment_id": self.noise_segment_id,
+            "info": json.dumps(self.info),
+        }
 
-    @staticmethod
-    def from_bytes(data: bytes) -> SegmentationModel:
-        model = pickle.loads(data)
-        if not isinstance(model, SegmentationModel):
-            raise TypeError("stored object is not a SegmentationModel")
-        return model
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        """The model :meth:`to_state` described."""
+        fit, match = state["fit"], state["match"]
+        return cls(
+            version=state["version"],
+            fitted_on=date.fromisoformat(state["fitted_on"]),
+            config=SegmentationConfig(**state["config"]),
+            preprocessor=state["preprocessor"],
+            fit=SegmenterFit(
+                estimator=estimator_from_state(fit["estimator"]),
+                n_segments=fit["n_segments"],
+                noise_label=fit["noise_label"],
+                k_scores=pl.read_ipc(io.BytesIO(fit["k_scores"])),
+                chosen_k=fit["chosen_k"],
+                selection=fit["selection"],
+                centroids=fit["centroids"],
+                train_labels=fit["train_labels"],
+                linkage=fit["linkage"],
+            ),
+            match=SegmentMatch(
+                segment_ids={k: v for k, v in match["segment_ids"]},
+                carried={k: v for k, v in match["carried"]},
+                new=list(match["new"]),
+                vanished=list(match["vanished"]),
+            ),
+            names={k: v for k, v in state["names"]},
+            train_rows=state["train_rows"],
+            window_start=date.fromisoformat(state["window_start"]),
+            previous_version=state["previous_version"],
+            noise_segment_id=state["noise_segment_id"],
+            info=json.loads(state["info"]),
+        )
 
 
 def segments_frame(frame: pl.DataFrame, segment_ids: np.ndarray) -> pl.DataFrame:
@@ -198,85 +300,56 @@ def fit_model(
 # -- the store ---------------------------------------------------------------------------------
 
 
-def ensure_registry(conn: duckdb.DuckDBPyConnection) -> None:
-    if not table_exists(conn, REGISTRY_TABLE):
-        conn.execute(
-            f"""CREATE TABLE {REGISTRY_TABLE} (
-                model_version VARCHAR PRIMARY KEY,
-                fitted_on DATE NOT NULL,
-                algorithm VARCHAR NOT NULL,
-                config_fingerprint VARCHAR NOT NULL,
-                n_segments INTEGER NOT NULL,
-                selection VARCHAR NOT NULL,
-                k_scores VARCHAR NOT NULL,
-                config VARCHAR NOT NULL,
-                train_rows BIGINT NOT NULL,
-                window_start DATE NOT NULL,
-                previous_version VARCHAR,
-                segment_names VARCHAR NOT NULL,
-                carried_segments VARCHAR NOT NULL,
-                new_segments VARCHAR NOT NULL,
-                vanished_segments VARCHAR NOT NULL,
-                model BLOB NOT NULL)"""
-        )
-
-
-def save_model(conn: duckdb.DuckDBPyConnection, model: SegmentationModel) -> None:
-    """Store ``model`` (replacing a previous fit of the same version)."""
-    ensure_registry(conn)
-    conn.execute(f"DELETE FROM {REGISTRY_TABLE} WHERE model_version = $v", {"v": model.version})
-    conn.execute(
-        f"INSERT INTO {REGISTRY_TABLE} VALUES "
-        "($v, $fitted_on, $algorithm, $fp, $n, $selection, $scores, $config, $rows, $ws, $prev, "
-        "$names, $carried, $new, $vanished, $model)",
-        {
-            "v": model.version,
-            "fitted_on": model.fitted_on,
+def save_model(
+    conn: duckdb.DuckDBPyConnection, models: ModelStore, model: SegmentationModel
+) -> None:
+    """Save ``model`` in the model store (replacing a previous fit of the same version)."""
+    models.save(
+        conn,
+        model,
+        model.version,
+        training_start=model.window_start,
+        training_end=model.fitted_on,
+        params=model.config.model_dump(),
+        metrics={
+            "chosen_k": int(model.fit.chosen_k),
+            "train_rows": model.train_rows,
+            "k_scores": model.fit.k_scores.to_dicts(),
+        },
+        details={
             "algorithm": model.config.algorithm,
-            "fp": config_fingerprint(model.config),
-            "n": len(model.match.segment_ids),
-            "selection": model.fit.selection,
-            "scores": model.fit.k_scores.write_json(),
-            "config": json.dumps(asdict(model.config), default=str),
-            "rows": model.train_rows,
-            "ws": model.window_start,
-            "prev": model.previous_version,
-            "names": json.dumps({str(k): v for k, v in model.names.items()}),
-            "carried": json.dumps({str(k): v for k, v in model.match.carried.items()}),
-            "new": json.dumps(model.match.new),
-            "vanished": json.dumps(model.match.vanished),
-            "model": model.to_bytes(),
+            "config_fingerprint": config_fingerprint(model.config),
+            "k_selection": model.fit.selection,
+            "previous_version": model.previous_version,
+            "segment_names": {str(k): v for k, v in model.names.items()},
+            "carried_segments": {str(k): v for k, v in model.match.carried.items()},
+            "new_segments": model.match.new,
+            "vanished_segments": model.match.vanished,
+            "refit_reason": model.info.get("refit_reason"),
         },
     )
 
 
-def load_model(conn: duckdb.DuckDBPyConnection, version: str) -> SegmentationModel:
-    rows = conn.execute(
-        f"SELECT model FROM {REGISTRY_TABLE} WHERE model_version = $v", {"v": version}
-    ).fetchall()
-    if not rows:
-        raise LookupError(f"{REGISTRY_TABLE} has no model {version!r}")
-    return SegmentationModel.from_bytes(rows[0][0])
+def load_model(
+    conn: duckdb.DuckDBPyConnection, models: ModelStore, version: str
+) -> SegmentationModel:
+    """The stored segmentation model ``version``."""
+    return models.load(conn, version, SegmentationModel)
 
 
-def model_in_force(conn: duckdb.DuckDBPyConnection, day: date) -> SegmentationModel | None:
+def model_in_force(
+    conn: duckdb.DuckDBPyConnection, models: ModelStore, day: date
+) -> SegmentationModel | None:
     """The latest model fitted on or before ``day`` (ties: the latest stored)."""
-    if not table_exists(conn, REGISTRY_TABLE):
-        return None
-    rows = conn.execute(
-        f"SELECT model_version FROM {REGISTRY_TABLE} WHERE fitted_on <= $d "
-        "ORDER BY fitted_on DESC, model_version DESC LIMIT 1",
-        {"d": day},
-    ).fetchall()
-    return load_model(conn, rows[0][0]) if rows else None
+    found = models.in_force(conn, KIND, day)
+    return load_model(conn, models, found.model_version) if found else None
 
 
-def next_segment_id(conn: duckdb.DuckDBPyConnection) -> int:
+def next_segment_id(conn: duckdb.DuckDBPyConnection, models: ModelStore) -> int:
     """One more than any segment id a stored model ever used (ids are never reused)."""
-    if not table_exists(conn, REGISTRY_TABLE):
-        return 1
-    rows = conn.execute(f"SELECT segment_names FROM {REGISTRY_TABLE}").fetchall()
-    used = [int(k) for (names,) in rows for k in json.loads(names)]
+    used = [
+        int(k) for version in models.versions(conn, KIND) for k in version.details["segment_names"]
+    ]
     return max(used, default=0) + 1
 
 
@@ -299,9 +372,7 @@ def refit_reason(
 def features_of_day(conn: duckdb.DuckDBPyConnection, day: date) -> pl.DataFrame:
     """customer_features of ``day``, sorted by customer."""
     frame = query_frame(
-        conn,
-        "SELECT * FROM customer_features WHERE as_of_date = $d ORDER BY customer_id",
-        {"d": day},
+        conn, read_sql("segmentation/customer_features_of_day"), {"as_of_date": day}
     )
     if frame.is_empty():
         raise LookupError(f"customer_features has no rows for {day}: materialize it first")
@@ -317,7 +388,7 @@ def training_rows(
         conn,
         read_sql("segmentation/segmentation_training"),
         {
-            "window_start": window_start,
+            "start_date": window_start,
             "as_of_date": day,
             "seed": config.seed,
             "max_rows": config.max_fit_rows,

@@ -23,14 +23,22 @@ def feature_matrix(frame: pl.DataFrame, config: SegmentationConfig) -> np.ndarra
     """The configured feature columns of ``frame`` as a float matrix (nulls as NaN).
 
     ``recency_days`` without an order becomes ``observed_days`` (no order in all the time
-    we could see), columns listed in ``config.zero_fill`` get 0 for null.
+    we could see), columns listed in ``config.zero_fill`` get 0 for null, and the
+    ``config.log_features`` are cut at 0 from below (their log1p comes next).
 
     Raises
     ------
     KeyError
         Naming the configured features missing from ``frame``.
     """
-    exprs = filled_columns(frame, config.features, config.zero_fill)
+    exprs = [
+        expr.clip(lower_bound=0.0) if name in config.log_features else expr
+        for name, expr in zip(
+            config.features,
+            filled_columns(frame, config.features, config.zero_fill),
+            strict=True,
+        )
+    ]
     return frame.select(exprs).to_numpy().astype(np.float64, copy=False)
 
 
@@ -63,14 +71,12 @@ def filled_columns(
     return exprs
 
 
-def _log1p_nonneg(x: np.ndarray) -> np.ndarray:
-    return np.log1p(np.maximum(x, 0.0))
-
-
 def build_preprocessor(config: SegmentationConfig) -> Pipeline:
     """Unfitted preprocessing: median imputation, log1p on skewed columns, robust scaling, PCA.
 
-    Columns are addressed by position, in ``config.features`` order.
+    Columns are addressed by position, in ``config.features`` order. Only scikit-learn's own
+    classes and NumPy's ``log1p`` appear in it, so a fitted Pipeline is saved by the model
+    store without any import path of this project.
     """
     logged = [i for i, f in enumerate(config.features) if f in config.log_features]
     plain = [i for i, f in enumerate(config.features) if f not in config.log_features]
@@ -84,7 +90,7 @@ def build_preprocessor(config: SegmentationConfig) -> Pipeline:
                         ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
                         (
                             "log1p",
-                            FunctionTransformer(_log1p_nonneg, feature_names_out="one-to-one"),
+                            FunctionTransformer(np.log1p, feature_names_out="one-to-one"),
                         ),
                     ]
                 ),
@@ -95,7 +101,7 @@ def build_preprocessor(config: SegmentationConfig) -> Pipeline:
         parts.append(("plain", SimpleImputer(strategy="median", keep_empty_features=True), plain))
     steps: list[tuple[str, object]] = [
         ("columns", ColumnTransformer(parts, remainder="drop")),
-        ("scale", RobustScaler(quantile_range=config.scaler_quantile_range)),
+        ("scale", RobustScaler(quantile_range=tuple(config.scaler_quantile_range))),
     ]
     if config.pca_components:
         steps.append(("pca", PCA(n_components=config.pca_components, random_state=config.seed)))

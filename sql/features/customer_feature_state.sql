@@ -1,18 +1,75 @@
--- customer_feature_state: per customer of the temporary table _feature_scope (customer_id) known
--- to the CRM by $as_of_date, the running totals behind customer_features that do not depend on
--- the day itself (counts, sums, first and last dates, gaps), from the rows that had both
--- happened (real date <= as_of_date) and arrived (arrival_date <= as_of_date). A customer's
--- values depend only on that customer's rows, so the state of a day can be computed for every
--- customer at once or, incrementally, only for the customers whose rows changed that day.
+-- customer_feature_state: per customer known to the CRM by $as_of_date, the running totals
+-- behind customer_features that do not depend on the day itself (counts, sums, first and last
+-- dates, gaps), from the rows that had both happened (real date <= as_of_date) and arrived
+-- (arrival_date <= as_of_date). A customer's values depend only on that customer's rows, so the
+-- state of a day is either computed for every customer or, when $incremental and the state of
+-- the day before is stored, carried over from that day with only the customers whose rows
+-- changed on the day recomputed (the same query, so the same values); computed_on says on which
+-- day a customer's row was last recomputed.
 -- Lines with a missing status, a non-positive quantity or price are left out; a row delivered
 -- again later replaces the earlier delivery (whichever customer the earlier one named).
 with
+
+previous_state as (
+    select * exclude (as_of_date) from customer_feature_state
+    where $incremental and as_of_date = cast($as_of_date as date) - 1
+),
+
+is_incremental as (
+    select count(*) > 0 as yes from (select 1 from previous_state limit 1)
+),
+
+-- rows that became visible on the day: they arrived on it, or happened on it after arriving
+new_lines as (
+    select order_id, line_number, customer_id from stg_orders
+    where (arrival_date = $as_of_date and order_date <= $as_of_date)
+        or (order_date = $as_of_date and arrival_date < $as_of_date)
+),
+
+new_reviews as (
+    select review_id, customer_id from review_nlp
+    where (arrival_date = $as_of_date and review_date <= $as_of_date)
+        or (review_date = $as_of_date and arrival_date < $as_of_date)
+),
+
+-- customers whose state can differ from the day before: a row of theirs became visible, a row
+-- of theirs was replaced by a delivery that became visible, or the CRM delivered them
+touched as (
+    select customer_id from stg_crm_customers where arrival_date = $as_of_date
+    union
+    select customer_id from new_lines
+    union
+    select o.customer_id from stg_orders as o
+    semi join new_lines as n on n.order_id = o.order_id and n.line_number = o.line_number
+    where o.arrival_date <= $as_of_date
+    union
+    select customer_id from stg_campaign_sends
+    where (arrival_date = $as_of_date and sent_date <= $as_of_date)
+        or (sent_date = $as_of_date and arrival_date < $as_of_date)
+    union
+    select customer_id from new_reviews
+    union
+    select r.customer_id from review_nlp as r
+    semi join new_reviews as n on n.review_id = r.review_id
+    where r.arrival_date <= $as_of_date
+),
+
+-- the customers computed here: the touched ones when carrying over, else every known customer
+scope as (
+    select customer_id from touched
+    where (select yes from is_incremental)
+    union
+    select customer_id from stg_crm_customers
+    where not (select yes from is_incremental)
+        and arrival_date <= $as_of_date
+        and customer_id is not null
+),
 
 customers as (
     select customer_id, signup_date, has_marketing_consent
     from stg_crm_customers
     where arrival_date <= $as_of_date
-        and customer_id in (select customer_id from _feature_scope)
+        and customer_id in (select customer_id from scope)
     qualify row_number() over (
         partition by customer_id order by arrival_date desc, updated_at desc nulls last
     ) = 1
@@ -204,54 +261,65 @@ review_topics as (
         group by customer_id, topic_label
     )
     qualify row_number() over (partition by customer_id order by n desc, topic_label) = 1
+),
+
+recomputed as (
+    select
+        c.customer_id,
+        c.signup_date,
+        c.has_marketing_consent,
+        l.first_line_date,
+        o.first_order_date,
+        o.last_order_date,
+        coalesce(o.count_orders, 0) as count_orders,
+        coalesce(o.count_orders_placed, 0) as count_orders_placed,
+        o.lifetime_spend,
+        o.max_order_value,
+        o.gross_spend,
+        o.discount_total,
+        o.count_orders_discounted,
+        o.n_web,
+        o.n_app,
+        o.n_store,
+        o.n_marketplace,
+        o.n_other_channel,
+        l.count_lines,
+        l.count_lines_returned,
+        l.count_lines_cancelled,
+        l.count_items,
+        l.gross_completed,
+        l.g_electronics,
+        l.g_fashion,
+        l.g_home,
+        l.g_beauty,
+        l.g_sports,
+        l.g_toys,
+        l.g_grocery,
+        l.g_books,
+        g.avg_days_between_orders,
+        g.std_days_between_orders,
+        coalesce(m.count_campaigns_received, 0) as count_campaigns_received,
+        m.n_opened,
+        m.n_clicked,
+        m.n_converted,
+        coalesce(r.count_reviews, 0) as count_reviews,
+        r.avg_review_rating,
+        r.avg_review_sentiment,
+        t.dominant_review_topic,
+        cast($as_of_date as date) as computed_on
+    from customers as c
+    left join order_summary as o on o.customer_id = c.customer_id
+    left join line_summary as l on l.customer_id = c.customer_id
+    left join gap_summary as g on g.customer_id = c.customer_id
+    left join campaign_summary as m on m.customer_id = c.customer_id
+    left join review_summary as r on r.customer_id = c.customer_id
+    left join review_topics as t on t.customer_id = c.customer_id
 )
 
-select
-    c.customer_id,
-    c.signup_date,
-    c.has_marketing_consent,
-    l.first_line_date,
-    o.first_order_date,
-    o.last_order_date,
-    coalesce(o.count_orders, 0) as count_orders,
-    coalesce(o.count_orders_placed, 0) as count_orders_placed,
-    o.lifetime_spend,
-    o.max_order_value,
-    o.gross_spend,
-    o.discount_total,
-    o.count_orders_discounted,
-    o.n_web,
-    o.n_app,
-    o.n_store,
-    o.n_marketplace,
-    o.n_other_channel,
-    l.count_lines,
-    l.count_lines_returned,
-    l.count_lines_cancelled,
-    l.count_items,
-    l.gross_completed,
-    l.g_electronics,
-    l.g_fashion,
-    l.g_home,
-    l.g_beauty,
-    l.g_sports,
-    l.g_toys,
-    l.g_grocery,
-    l.g_books,
-    g.avg_days_between_orders,
-    g.std_days_between_orders,
-    coalesce(m.count_campaigns_received, 0) as count_campaigns_received,
-    m.n_opened,
-    m.n_clicked,
-    m.n_converted,
-    coalesce(r.count_reviews, 0) as count_reviews,
-    r.avg_review_rating,
-    r.avg_review_sentiment,
-    t.dominant_review_topic
-from customers as c
-left join order_summary as o on o.customer_id = c.customer_id
-left join line_summary as l on l.customer_id = c.customer_id
-left join gap_summary as g on g.customer_id = c.customer_id
-left join campaign_summary as m on m.customer_id = c.customer_id
-left join review_summary as r on r.customer_id = c.customer_id
-left join review_topics as t on t.customer_id = c.customer_id
+select cast($as_of_date as date) as as_of_date, *
+from (
+    select * from previous_state
+    anti join scope on scope.customer_id = previous_state.customer_id
+    union all by name
+    select * from recomputed
+)

@@ -4,28 +4,33 @@
 -- so re-computing a past day later gives the same answer. Rows of customers the CRM had not
 -- delivered by as_of_date and lines with a missing status, a non-positive quantity or price are
 -- left out (whether or not staging already quarantines them).
--- Reads _feature_state (sql/features/customer_feature_state.sql for every customer known by
--- as_of_date, computed in full or carried over from the day before) and _web_fragments
--- (sql/features/web_session_fragments.sql): this query only adds what depends on the day.
--- Web sessions of customers not in _feature_state fall away in the final left join.
+-- Reads the day's customer_feature_state (running totals of every customer known by
+-- as_of_date) and web_session_fragments (web events counted per session): this query only adds
+-- what depends on the day. Web sessions of customers not in the state fall away in the final
+-- left join.
 with
 
+feature_state as (
+    select * exclude (as_of_date) from customer_feature_state
+    where as_of_date = $as_of_date
+),
+
 history_start as (
-    select min(first_line_date) as first_day from _feature_state
+    select min(first_line_date) as first_day from feature_state
 ),
 
 -- web sessions of the last 90 days, attributed to the customer who was logged in, from
--- _web_fragments (one row per arrival day, customer, session and event day): a fragment of a
--- session that is not split is the session; split sessions are added up
+-- web_session_fragments (one row per arrival day, customer, session and event day): a fragment
+-- of a session that is not split is the session; split sessions are added up
 split_sessions as (
-    select distinct session_key from _web_fragments
+    select distinct session_key from web_session_fragments
     where is_split and arrival_date <= $as_of_date
 ),
 
 web_fragments as (
     select customer_id, session_id, session_key, event_date, product_views, searches,
         add_to_carts, checkouts
-    from _web_fragments
+    from web_session_fragments
     where arrival_date <= $as_of_date
         and event_date <= $as_of_date
         and event_date > cast($as_of_date as date) - 90
@@ -173,7 +178,7 @@ final as (
         c.avg_review_rating,
         c.avg_review_sentiment,
         c.dominant_review_topic
-    from _feature_state as c
+    from feature_state as c
     cross join history_start as h
     left join web_summary as w on w.customer_id = c.customer_id
 )

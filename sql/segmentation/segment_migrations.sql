@@ -1,4 +1,4 @@
--- Customers moving between segments from $previous_date to $as_of_date: one row per
+-- Customers moving between segments from the day before to $as_of_date: one row per
 -- (from_segment_id, to_segment_id) pair with its count. from_segment_id is null for customers
 -- new on $as_of_date, to_segment_id null for customers gone from it (e.g. erased).
 with today as (
@@ -10,7 +10,7 @@ with today as (
 yesterday as (
     select customer_id, segment_id
     from customer_segments
-    where as_of_date = $previous_date
+    where as_of_date = cast($as_of_date as date) - 1
 )
 
 select

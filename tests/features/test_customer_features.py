@@ -4,21 +4,35 @@ feature assets on the generated month."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 from dagster import AssetKey, AssetSelection, Definitions, SourceAsset, define_asset_job
 
-from seg_pipeline.features import pipeline as fp
-from seg_pipeline.features.assets import build_feature_assets
+from seg_pipeline.features.assets import (
+    CUSTOMER_FEATURE_STATE_TABLE,
+    CUSTOMER_FEATURES_TABLE,
+    WEB_SESSION_FRAGMENTS_TABLE,
+    CustomerFeaturesConfig,
+    build_feature_assets,
+)
 from seg_pipeline.features.columns import CUSTOMER_FEATURES, TABLES, data_dictionary_markdown
-from seg_pipeline.partitions import daily_partitions
+from seg_pipeline.features.lifetime_value import clv_summary
+from seg_pipeline.models.store import ModelStore
+from seg_pipeline.partitions import daily_partitions, days_between
 from seg_pipeline.resources import transaction
 from seg_pipeline.settings import REPO_ROOT, Settings
+from seg_pipeline.tables import write_day
 from tests.conftest import MONTH_END, MONTH_START, run_range, warehouse_for
 from tests.helpers import materializations
+
+STATE_TABLE = CUSTOMER_FEATURE_STATE_TABLE.name
+WEB_FRAGMENTS_TABLE = WEB_SESSION_FRAGMENTS_TABLE.name
+WORKING_TABLES = {STATE_TABLE, WEB_FRAGMENTS_TABLE}
 
 D = date(2026, 3, 10)
 TINY = """
@@ -83,12 +97,29 @@ create table review_nlp as select * from (values
 """
 
 
+def full_features(conn: duckdb.DuckDBPyConnection, day: date) -> pl.DataFrame:
+    """customer_features of ``day`` computed in full from the staging tables (web fragments of
+    the 90-day lookback, the state of every customer), nothing written (rolled back)."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        for arrival in days_between(day - timedelta(days=89), day):
+            write_day(conn, WEB_SESSION_FRAGMENTS_TABLE, arrival)
+        full = CustomerFeaturesConfig(incremental=False)
+        write_day(conn, CUSTOMER_FEATURE_STATE_TABLE, day, full)
+        write_day(conn, CUSTOMER_FEATURES_TABLE, day)
+        return conn.sql(
+            "select * from customer_features where as_of_date = $d", params={"d": day}
+        ).pl()
+    finally:
+        conn.execute("ROLLBACK")
+
+
 @pytest.fixture
 def tiny(tmp_path: Path) -> dict[str, dict]:
     settings = Settings.from_env({"SEG_DATA_DIR": str(tmp_path)})
     with warehouse_for(settings).connection() as conn:
         conn.execute(TINY)
-        frame = fp.customer_features_query(conn, D)
+        frame = full_features(conn, D)
     return {row["customer_id"]: row for row in frame.rows(named=True)}
 
 
@@ -157,12 +188,17 @@ def _feature_defs(settings: Settings) -> Definitions:
             *(SourceAsset(AssetKey(k)) for k in [*upstream, "stg_campaign_sends"]),
         ],
         jobs=[define_asset_job("daily_pipeline", selection=AssetSelection.groups("features"))],
-        resources={"warehouse": warehouse_for(settings)},
+        resources={
+            "warehouse": warehouse_for(settings),
+            "models": ModelStore(model_dir=str(settings.model_dir)),
+        },
     )
 
 
 @pytest.fixture(scope="module")
-def featured_month(loaded_month: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def featured_month(
+    month: tuple[Settings, object], loaded_month: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """The loaded month (features included) with its last 10 days re-materialized in one run."""
     import os
 
@@ -171,11 +207,11 @@ def featured_month(loaded_month: Path, tmp_path_factory: pytest.TempPathFactory)
     os.environ.setdefault(PSEUDONYMISATION_KEY_ENV, "test-key-not-a-secret")
     path = tmp_path_factory.mktemp("features") / "warehouse.duckdb"
     shutil.copy(loaded_month, path)
-    settings = Settings.from_env({"SEG_WAREHOUSE": str(path)})
+    settings = replace(month[0], warehouse_path=path)  # its models are the month's
     result = run_range(_feature_defs(settings), MONTH_END - timedelta(days=9), MONTH_END)
     assert result.success
     materialized = materializations(result)
-    assert set(materialized) == set(TABLES)
+    assert set(materialized) == set(TABLES) | WORKING_TABLES
     schema = materialized["customer_features"]["dagster/column_schema"].value
     assert all(c.description for c in schema.columns)
     agreement = materialized["review_nlp"]["sentiment_rating_polar_agreement"].value
@@ -232,14 +268,14 @@ def test_a_day_uses_only_rows_that_happened_and_arrived_by_then(
     shutil.copy(featured_month, path)
     settings = Settings.from_env({"SEG_WAREHOUSE": str(path)})
     with warehouse_for(settings).connection() as conn:
-        before = fp.customer_features_query(conn, day).sort("customer_id")
-        clv_before = fp.clv_summary(conn, day)
+        before = full_features(conn, day).sort("customer_id")
+        clv_before = clv_summary(conn, day)
         with transaction(conn):
             for table in ("stg_crm_customers", "stg_orders", "stg_web_events", "stg_reviews",
                           "stg_campaign_sends", "review_nlp"):  # fmt: skip
                 conn.execute(f"delete from {table} where arrival_date > $d", {"d": day})
-        after = fp.customer_features_query(conn, day).sort("customer_id")
-        clv_after = fp.clv_summary(conn, day)
+        after = full_features(conn, day).sort("customer_id")
+        clv_after = clv_summary(conn, day)
     assert before.height > 900
     assert before.equals(after)
     assert clv_before.equals(clv_after)
@@ -247,24 +283,20 @@ def test_a_day_uses_only_rows_that_happened_and_arrived_by_then(
     assert late.height == 0
 
 
-def test_rematerializing_gives_the_same_rows(featured_month: Path, tmp_path: Path) -> None:
+def test_rematerializing_gives_the_same_rows(
+    month: tuple[Settings, object], featured_month: Path, tmp_path: Path
+) -> None:
     path = tmp_path / "w.duckdb"
     shutil.copy(featured_month, path)
-    settings = Settings.from_env({"SEG_WAREHOUSE": str(path)})
-    tables = list(TABLES)
-    query = "select count(*), sum(hash(columns(* exclude (model)))) from {}"
+    settings = replace(month[0], warehouse_path=path)
+    tables = [*TABLES, *sorted(WORKING_TABLES)]
 
     def snapshot() -> dict:
         with warehouse_for(settings).connection() as conn:
-            out = {}
-            for t in tables:
-                sql = (
-                    query.format(t)
-                    if t == "review_topic_model"
-                    else (f"select count(*), sum(hash(columns(*))) from {t}")
-                )
-                out[t] = conn.execute(sql).fetchall()
-            return out
+            return {
+                t: conn.execute(f"select count(*), sum(hash(columns(*))) from {t}").fetchall()
+                for t in tables
+            }
 
     before = snapshot()
     assert run_range(_feature_defs(settings), MONTH_END - timedelta(days=1), MONTH_END).success
@@ -282,19 +314,26 @@ def test_incremental_days_equal_the_full_computation(loaded_month: Path, tmp_pat
     settings = Settings.from_env({"SEG_WAREHOUSE": str(path)})
     first = MONTH_START + timedelta(days=14)
     with warehouse_for(settings).connection() as conn:
-        for table in (fp.STATE_TABLE, fp.WEB_FRAGMENTS_TABLE, "customer_features"):
+        for table in (STATE_TABLE, WEB_FRAGMENTS_TABLE, "customer_features"):
             conn.execute(f"drop table if exists {table}")
         recomputed = []
         for i in range(5):
             day = first + timedelta(days=i)
             with transaction(conn):
-                fp.write_customer_features(conn, day)
-                scope = conn.execute("select count(*) from _feature_scope").fetchall()
+                for arrival in days_between(MONTH_START if i == 0 else day, day):
+                    write_day(conn, WEB_SESSION_FRAGMENTS_TABLE, arrival)
+                write_day(conn, CUSTOMER_FEATURE_STATE_TABLE, day, CustomerFeaturesConfig())
+                write_day(conn, CUSTOMER_FEATURES_TABLE, day)
+                scope = conn.execute(
+                    f"select count(*) from {STATE_TABLE} where as_of_date = $d "
+                    "and computed_on = $d",
+                    {"d": day},
+                ).fetchall()
                 recomputed.append(scope[0][0])
             stored = conn.sql(
                 "select * from customer_features where as_of_date = $d", params={"d": day}
             ).pl()
-            full = fp.customer_features_query(conn, day)
+            full = full_features(conn, day)
             assert_frame_equal(
                 stored.sort("customer_id"),
                 full.sort("customer_id"),
@@ -302,9 +341,9 @@ def test_incremental_days_equal_the_full_computation(loaded_month: Path, tmp_pat
                 rel_tol=1e-9,
             )
         split = conn.execute(
-            f"select count(*) filter (where is_split) from {fp.WEB_FRAGMENTS_TABLE}"
+            f"select count(*) filter (where is_split) from {WEB_FRAGMENTS_TABLE}"
         ).fetchall()[0][0]
-        states = conn.execute(f"select count(distinct as_of_date) from {fp.STATE_TABLE}")
+        states = conn.execute(f"select count(distinct as_of_date) from {STATE_TABLE}")
         assert states.fetchall()[0][0] == 5  # fewer than STATE_KEEP_DAYS: none pruned yet
     # the first day is computed in full, the next ones only for the customers they touch
     assert recomputed[0] > 900 and max(recomputed[1:]) < recomputed[0]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+
 import numpy as np
 
 from seg_pipeline.features.nlp import (
@@ -11,6 +14,8 @@ from seg_pipeline.features.nlp import (
     sentiment_labels,
     sentiment_scores,
 )
+from seg_pipeline.models.store import ModelStore
+from seg_pipeline.resources import Warehouse
 
 
 def test_vader_scores_known_sentences() -> None:
@@ -33,7 +38,7 @@ def test_rating_agreement() -> None:
     assert result["spearman"] > 0.5
 
 
-def test_topic_model_separates_known_topics_and_round_trips() -> None:
+def test_topic_model_separates_known_topics_and_round_trips(tmp_path: Path) -> None:
     delivery = [f"delivery courier parcel shipping late {w}" for w in ("box", "door", "van")]
     price = [f"price value money cheap expensive {w}" for w in ("deal", "sale", "cost")]
     texts = (delivery + price) * 10
@@ -42,6 +47,9 @@ def test_topic_model_separates_known_topics_and_round_trips() -> None:
     assert topics[0] != topics[1] and (weights > 0).all()
     assert any(t in model.labels[topics[0]] for t in ("delivery", "courier", "parcel"))
     assert any(t in model.labels[topics[1]] for t in ("price", "value", "money"))
-    again = TopicModel.from_bytes(model.to_bytes())
+    store = ModelStore(model_dir=str(tmp_path / "models"))
+    with Warehouse(database=str(tmp_path / "w.duckdb")).connection() as conn:
+        store.save(conn, model, "v1", training_end=date(2026, 1, 5))
+        again = store.load(conn, "v1", TopicModel)
     assert (again.transform(texts)[0] == model.transform(texts)[0]).all()
     assert model.transform(["zzz qqq"])[0][0] == -1  # no known term: no topic

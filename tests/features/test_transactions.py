@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from seg_pipeline.features import pipeline as fp
+from seg_pipeline.features.lifetime_value import clv_summary
 from seg_pipeline.features.transactions import (
     Columns,
     TransactionLogError,
@@ -49,7 +49,7 @@ def test_generated_orders_as_a_transaction_log(loaded_month: Path, tmp_path: Pat
     out = tmp_path / "scores.parquet"
     with duckdb.connect(str(loaded_month), read_only=True) as conn:
         conn.execute(ORDERS_AS_LOG.format(path=csv))
-        warehouse_summary = fp.clv_summary(conn, MONTH_END)
+        warehouse_summary = clv_summary(conn, MONTH_END)
     assert main(["--csv", str(csv), "--as-of", MONTH_END.isoformat(), "--out", str(out)]) == 0
     scores = pl.read_parquet(out)
 

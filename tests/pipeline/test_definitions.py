@@ -24,6 +24,8 @@ EXPECTED_ASSETS = {
     "customer_pii",
     "review_topic_model",
     "review_nlp",
+    "web_session_fragments",
+    "customer_feature_state",
     "customer_features",
     "clv_model",
     "customer_clv",

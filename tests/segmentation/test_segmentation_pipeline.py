@@ -14,9 +14,10 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from seg_pipeline.definitions import build_definitions
+from seg_pipeline.evaluation import truth as evaluation
 from seg_pipeline.resources import query_frame
-from seg_pipeline.segmentation import evaluation
 from seg_pipeline.segmentation.config import SegmentationConfig
+from seg_pipeline.segmentation.identity import stability
 from seg_pipeline.settings import Settings
 from tests.conftest import MONTH_END, MONTH_START, run_range, warehouse_for
 from tests.helpers import materializations, metadata_text
@@ -90,11 +91,16 @@ def test_the_model_is_refitted_by_age_not_every_day(loaded_settings: Settings) -
     ]
     assert refits["refit_reason"][0] == "no model yet"
     assert (days["model_age_days"] < 7).all()
-    models = _read(loaded_settings, "SELECT * FROM segmentation_models ORDER BY fitted_on")
+    models = _read(
+        loaded_settings,
+        "SELECT model_version, details->>'previous_version' AS previous_version, "
+        "metrics->>'k_scores' AS k_scores FROM model_registry "
+        "WHERE kind = 'segmentation' ORDER BY training_end",
+    )
     assert models.height == refits.height
     assert models["previous_version"][0] is None
     assert models["previous_version"][1:].to_list() == models["model_version"][:-1].to_list()
-    scores = pl.read_json(models["k_scores"][-1].encode())
+    scores = pl.DataFrame(json.loads(models["k_scores"][-1]))
     assert scores["chosen"].sum() == 1
     assert set(scores["k"]) == set(range(3, 11))
 
@@ -105,7 +111,7 @@ def test_next_day_keeps_ids_with_and_without_a_refit(loaded_settings: Settings) 
     before = MONTH_END - timedelta(days=1)
     query = "SELECT customer_id, segment_id FROM customer_segments WHERE as_of_date = ?"
     previous = _read(loaded_settings, query, [before])
-    kept = evaluation.stability(previous, _read(loaded_settings, query, [MONTH_END]))
+    kept = stability(previous, _read(loaded_settings, query, [MONTH_END]))
     defs = build_definitions(loaded_settings)
     result = run_range(
         defs,
@@ -119,7 +125,7 @@ def test_next_day_keeps_ids_with_and_without_a_refit(loaded_settings: Settings) 
         loaded_settings, "SELECT * FROM segmentation_model WHERE as_of_date = ?", [MONTH_END]
     )
     assert refit_day["refitted"][0] and refit_day["refit_reason"][0] == "requested"
-    refitted = evaluation.stability(previous, _read(loaded_settings, query, [MONTH_END]))
+    refitted = stability(previous, _read(loaded_settings, query, [MONTH_END]))
     print(f"\nstability: same model {kept}; refitted {refitted}")
     for scores in (kept, refitted):
         assert scores["ari"] >= 0.95
@@ -137,12 +143,11 @@ def test_rerunning_days_gives_the_same_rows(loaded_settings: Settings) -> None:
         with warehouse_for(loaded_settings).connection() as conn:
             return {
                 t: conn.execute(f"SELECT count(*), sum(hash(columns(*))) FROM {t}").fetchall()
-                for t in [*tables, "segmentation_models"]
-                if t != "segmentation_models"
+                for t in tables
             } | {
                 "models": conn.execute(
-                    "SELECT count(*), sum(hash(model_version, k_scores, segment_names)) "
-                    "FROM segmentation_models"
+                    "SELECT count(*), sum(hash(model_version, metrics, details, content_hash)) "
+                    "FROM model_registry WHERE kind = 'segmentation'"
                 ).fetchall()
             }
 
@@ -257,9 +262,7 @@ def test_the_refit_job_refits_the_chosen_day(loaded_settings: Settings) -> None:
 
 @pytest.mark.parametrize("algorithm", ["ward"])
 def test_other_algorithms_run_through_the_assets(algorithm: str, loaded_settings: Settings) -> None:
-    from seg_pipeline.segmentation.assets import SegmentationSettings
-
-    defs = build_definitions(loaded_settings, SegmentationSettings(algorithm=algorithm))
+    defs = build_definitions(loaded_settings, SegmentationConfig(algorithm=algorithm))
     result = run_range(defs, MONTH_END, MONTH_END, assets=SEGMENT_ASSETS)
     assert result.success
     model = _read(

@@ -1,6 +1,6 @@
 """How well segments recover planted structure, and how hard that structure is to find.
 
-Only evaluation reads the generator's truth file; nothing that produces segments does.
+Reads the generator's truth file; nothing that produces segments imports this module.
 """
 
 from __future__ import annotations
@@ -93,19 +93,4 @@ def difficulty_report(
         "single_feature_ari": single,
         "max_single_feature_ari": max(single.values()),
         "supervised_cv_accuracy": round(accuracy, 4),
-    }
-
-
-def stability(previous: pl.DataFrame, current: pl.DataFrame) -> dict[str, float | int]:
-    """Agreement of two days' assignments (customer_id, segment_id) on shared customers:
-    ARI and the share of customers keeping the same segment id."""
-    joined = previous.join(current, on="customer_id", how="inner", suffix="_current")
-    if joined.is_empty():
-        return {"shared_customers": 0}
-    a = joined["segment_id"].to_numpy()
-    b = joined["segment_id_current"].to_numpy()
-    return {
-        "shared_customers": joined.height,
-        "ari": round(float(adjusted_rand_score(a, b)), 4),
-        "same_segment_id_share": round(float((a == b).mean()), 4),
     }

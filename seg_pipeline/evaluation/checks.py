@@ -1,0 +1,91 @@
+"""Asset checks that compare the pipeline's output with the generator's planted truth."""
+
+from pathlib import Path
+
+import polars as pl
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    DailyPartitionsDefinition,
+    MetadataValue,
+    asset_check,
+)
+
+from seg_pipeline.models.store import ModelStore
+from seg_pipeline.partitions import window_dates
+from seg_pipeline.resources import Warehouse, query_frame, read_sql
+
+DEFAULT_ALGORITHM = "kmeans"
+# Recovery the evaluation check expects on generated data: the default algorithm, the others.
+RECOVERY_TARGET = {"default": 0.8, "other": 0.6}
+
+
+def build_truth_checks(
+    partitions_def: DailyPartitionsDefinition, truth_dir: Path
+) -> list[AssetChecksDefinition]:
+    """Evaluation of customer_segments against the generator's planted personas."""
+
+    @asset_check(
+        asset="customer_segments",
+        name="segments_recover_planted_personas",
+        description=(
+            "On generated data only: ARI and NMI of the last day's segments against the "
+            "planted personas (the truth file), the RFM baseline's, and how hard the personas "
+            "are (per-feature ARI of a depth-3 tree, gradient-boosting accuracy). Passes "
+            "without a truth file; warns below ARI 0.8 (default algorithm) or 0.6 (others)."
+        ),
+        partitions_def=partitions_def,
+        blocking=False,
+    )
+    def segments_recover_planted_personas(
+        context: AssetCheckExecutionContext, warehouse: Warehouse, models: ModelStore
+    ) -> AssetCheckResult:
+        from seg_pipeline.evaluation import truth as evaluation
+        from seg_pipeline.segmentation import model as sm
+        from seg_pipeline.tables import row_of_day
+
+        planted = evaluation.read_truth(truth_dir)
+        if planted is None:
+            return AssetCheckResult(
+                passed=True, metadata={"note": f"no truth file in {truth_dir}: nothing to judge"}
+            )
+        _, end = window_dates(context)
+        with warehouse.connection() as conn:
+            segments = query_frame(
+                conn, read_sql("evaluation/segments_with_rfm"), {"as_of_date": end}
+            )
+            version = row_of_day(conn, "segmentation_model", end)["model_version"]
+            model = sm.load_model(conn, models, version)
+            features = sm.features_of_day(conn, end)
+        scores = evaluation.recovery_scores(
+            segments.select("customer_id", "segment_id"), planted, model.noise_segment_id
+        )
+        rfm = evaluation.recovery_scores(
+            segments.select(
+                "customer_id",
+                pl.col("rfm_segment").rank("dense").cast(pl.Int64).alias("segment_id"),
+            ),
+            planted,
+        )
+        hardness = evaluation.difficulty_report(features, planted, model.config)
+        default = model.config.algorithm == DEFAULT_ALGORITHM
+        target = RECOVERY_TARGET["default" if default else "other"]
+        ari = scores.get("ari_without_noise", scores["ari"])
+        return AssetCheckResult(
+            passed=bool(ari >= target),
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "as_of_date": end.isoformat(),
+                "algorithm": model.config.algorithm,
+                "target_ari": target,
+                **{f"segments_{k}": v for k, v in scores.items()},
+                **{f"rfm_baseline_{k}": v for k, v in rfm.items()},
+                "max_single_feature_ari": hardness["max_single_feature_ari"],
+                "single_feature_ari": MetadataValue.json(hardness["single_feature_ari"]),
+                "supervised_cv_accuracy": hardness["supervised_cv_accuracy"],
+            },
+        )
+
+    return [segments_recover_planted_personas]

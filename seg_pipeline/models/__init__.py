@@ -1,0 +1,1 @@
+"""Fitted models: the one store every model is saved in and loaded from."""

@@ -1,0 +1,2 @@
+-- One registered model version by its id.
+select * from model_registry where model_version = $model_version
