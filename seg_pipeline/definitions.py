@@ -6,6 +6,7 @@ from dagster import Definitions, EnvVar, in_process_executor
 
 from seg_pipeline.features.assets import build_feature_assets
 from seg_pipeline.ingest.assets import build_raw_assets
+from seg_pipeline.ops.recovery import warehouse_recovery_sensor
 from seg_pipeline.ops.schedules import (
     build_daily_job,
     build_daily_schedule,
@@ -22,6 +23,7 @@ from seg_pipeline.segmentation.assets import (
 )
 from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV, Settings
 from seg_pipeline.staging.assets import build_staging_assets
+from seg_pipeline.warehouse_lock import lock_timeout_from_env
 
 
 def build_definitions(
@@ -44,10 +46,12 @@ def build_definitions(
         ],
         jobs=[daily_job, build_refit_segmentation_job()],
         schedules=[build_daily_schedule(daily_job)],
+        sensors=[warehouse_recovery_sensor],
         resources={
             "warehouse": Warehouse(
                 database=str(settings.warehouse_path),
                 pseudonymisation_key=EnvVar(PSEUDONYMISATION_KEY_ENV),
+                lock_timeout_seconds=lock_timeout_from_env(),
             ),
             "landing": LandingZone(landing_dir=str(settings.landing_dir)),
             "quality": QualityPolicy(),
