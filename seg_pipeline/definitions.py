@@ -8,6 +8,7 @@ from seg_pipeline.features.assets import build_feature_assets
 from seg_pipeline.ingest.assets import build_raw_assets
 from seg_pipeline.metadata import PlotFolder
 from seg_pipeline.models.store import ModelStore
+from seg_pipeline.ops.recovery import warehouse_recovery_sensor
 from seg_pipeline.ops.schedules import (
     build_daily_job,
     build_daily_schedule,
@@ -49,10 +50,12 @@ def build_definitions(
         asset_checks=checks,
         jobs=[daily_job, build_refit_segmentation_job()],
         schedules=[build_daily_schedule(daily_job)],
+        sensors=[warehouse_recovery_sensor],
         resources={
             "warehouse": Warehouse(
                 database=str(settings.warehouse_path),
                 pseudonymisation_key=EnvVar(PSEUDONYMISATION_KEY_ENV),
+                lock_timeout_seconds=settings.warehouse_lock_timeout_seconds,
             ),
             "landing": LandingZone(landing_dir=str(settings.landing_dir)),
             "quality": QualityPolicy(),

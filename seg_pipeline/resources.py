@@ -13,20 +13,29 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, get_dagster_logger
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from seg_pipeline.ops.recovery import fail_dead_runs_from_this_run
 from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV, SQL_DIR
 from seg_pipeline.sources import Source
+from seg_pipeline.warehouse_lock import (
+    DEFAULT_LOCK_TIMEOUT_SECONDS,
+    LOCK_TIMEOUT_ENV,
+    Holder,
+    WarehouseLockTimeout,
+    hold_warehouse,
+)
 
 SCHEMAS = ("restricted",)
 
@@ -72,23 +81,83 @@ class Warehouse(DuckDBResource):
         ),
     )
 
+    lock_timeout_seconds: float = Field(
+        default=DEFAULT_LOCK_TIMEOUT_SECONDS,
+        ge=0,
+        description=(
+            "How long a connection waits for the warehouse while another process holds it "
+            "before it gives up with an error naming the holder (definitions read "
+            f"{LOCK_TIMEOUT_ENV}). A killed holder frees the warehouse at once."
+        ),
+    )
+
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection to the warehouse, closed on exit even when the body raises."""
-        if self.database != ":memory:":
-            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        # dagster-duckdb's get_connection retries on lock errors but does not close the
-        # connection when the body raises, so close it here in ``finally``.
-        manager = self.get_connection()
-        conn = manager.__enter__()
-        try:
-            conn.execute("SET TimeZone = 'UTC'")
-            for schema in SCHEMAS:
-                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            self._register_functions(conn)
-            yield conn
-        finally:
-            conn.close()
+        """A connection to the warehouse, closed on exit even when the body raises.
+
+        One process at a time holds the warehouse file (``warehouse_lock.hold_warehouse``: an OS
+        lock that the kernel frees when its holder dies, however it dies). A busy warehouse is
+        waited for, without polling and with a message naming the holder, for at most
+        ``lock_timeout_seconds``; then this raises :class:`WarehouseError` naming the holder.
+        The first connection of a Dagster run also marks runs whose process is gone as failed
+        and frees their slots (``ops/recovery.py``).
+        """
+        log = get_dagster_logger()
+        timeout = self.lock_timeout_seconds
+        deadline = time.monotonic() + timeout
+
+        def on_wait(holder: Holder | None, waited: float) -> None:
+            who = holder.describe() if holder else "another process"
+            log.warning(
+                f"Waiting for the warehouse {self.database}: held by {who}; "
+                f"waited {waited:.0f} s of at most {timeout:g} s (lock_timeout_seconds)."
+            )
+
+        stale: list[Holder] = []
+
+        def on_stale(holder: Holder) -> None:
+            log.warning(
+                f"The previous holder of the warehouse, {holder.describe()}, ended without "
+                "letting go of it (killed?); DuckDB rolls back its unfinished transaction."
+            )
+            stale.append(holder)
+
+        with ExitStack() as held:
+            if self.database != ":memory:":
+                Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    held.enter_context(hold_warehouse(self.database, timeout, on_wait, on_stale))
+                except WarehouseLockTimeout as exc:
+                    raise WarehouseError(str(exc)) from exc
+                fail_dead_runs_from_this_run(log, again=bool(stale))
+            # Retry while a DuckDB client outside the lock (e.g. the duckdb CLI) holds the file.
+            config = {"custom_user_agent": "dagster", **self.connection_config}
+            delay = 0.1
+            while True:
+                try:
+                    conn = duckdb.connect(self.database, read_only=False, config=config)
+                    break
+                except duckdb.IOException as exc:
+                    if "lock" not in str(exc).lower():
+                        raise
+                    if time.monotonic() >= deadline:
+                        pid = re.search(r"\(PID (\d+)\)", str(exc))
+                        raise WarehouseError(
+                            f"Gave up waiting for the warehouse {self.database} after "
+                            f"{timeout:g} s: a DuckDB client outside seg-pipeline"
+                            f"{f' (pid {pid.group(1)})' if pid else ''} holds it. To wait "
+                            "longer, raise lock_timeout_seconds of the warehouse resource."
+                        ) from exc
+                    time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                    delay = min(delay * 2, 2.0)
+            try:
+                conn.execute("SET TimeZone = 'UTC'")
+                for schema in SCHEMAS:
+                    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                self._register_functions(conn)
+                yield conn
+            finally:
+                conn.close()
 
     def _register_functions(self, conn: duckdb.DuckDBPyConnection) -> None:
         """Define ``pseudonymize(text)``: HMAC-SHA256 (RFC 2104) in plain SQL, hex-encoded.

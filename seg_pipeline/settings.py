@@ -8,6 +8,8 @@ without any set-up; each can be moved with an environment variable:
 - ``SEG_TRUTH_DIR``: generator ground truth, never read by the pipeline (``$SEG_DATA_DIR/truth``)
 - ``SEG_WAREHOUSE``: the DuckDB warehouse file (``$SEG_DATA_DIR/warehouse.duckdb``)
 - ``SEG_MODEL_DIR``: fitted model artifacts of the model store (``$SEG_DATA_DIR/models``)
+- ``SEG_WAREHOUSE_LOCK_TIMEOUT``: seconds a step waits for a warehouse another process holds
+  before it gives up naming the holder (600)
 - ``SEG_PARTITIONS_START``: first daily partition (``2025-01-01``)
 - ``SEG_PSEUDONYMISATION_KEY``: secret key of the keyed hash of personal data; required to run,
   never in the repository
@@ -21,6 +23,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from seg_pipeline.warehouse_lock import lock_timeout_from_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SQL_DIR = REPO_ROOT / "sql"
@@ -40,6 +44,7 @@ class Settings:
     warehouse_path: Path
     partitions_start: str
     model_dir: Path
+    warehouse_lock_timeout_seconds: float
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -53,4 +58,5 @@ class Settings:
             warehouse_path=Path(env.get("SEG_WAREHOUSE") or data_dir / "warehouse.duckdb"),
             partitions_start=env.get("SEG_PARTITIONS_START") or DEFAULT_PARTITIONS_START,
             model_dir=Path(env.get("SEG_MODEL_DIR") or data_dir / "models"),
+            warehouse_lock_timeout_seconds=lock_timeout_from_env(env),
         )
