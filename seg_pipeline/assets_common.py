@@ -7,8 +7,8 @@ from typing import Any
 from dagster import BackfillPolicy
 
 OWNERS = ["team:data-engineering"]
-# Every step that writes the DuckDB file runs in this pool; dagster.yaml limits it to 1 slot,
-# because DuckDB allows one writing process per file.
+# Every step that writes the DuckDB file runs in this pool; dagster.yaml lets one run that uses
+# it go at a time (granularity: run), because DuckDB allows one writing process per file.
 WAREHOUSE_POOL = "duckdb_warehouse"
 # A backfill of any date range is one run with one transaction per asset.
 SINGLE_RUN = BackfillPolicy.single_run()
@@ -16,7 +16,7 @@ SINGLE_RUN = BackfillPolicy.single_run()
 
 def warehouse_asset_options(group: str, partitions_def: Any) -> dict[str, Any]:
     """Keyword arguments every daily warehouse asset of ``group`` shares: owners, the daily
-    partitions, single-run backfills and the one-slot warehouse pool."""
+    partitions, single-run backfills and the warehouse pool."""
     return {
         "group_name": group,
         "owners": OWNERS,

@@ -66,10 +66,11 @@ def _blob_literal(data: bytes) -> str:
 class Warehouse(DuckDBResource):
     """The DuckDB warehouse file, with the helpers every asset uses.
 
-    Built on dagster-duckdb's resource (it retries while another process holds the file's write
-    lock) and adds: connections that always close, a UTC session time zone, the keyed
-    ``pseudonymize(text)`` SQL function, SQL files with bound parameters, and atomic replacement
-    of a window of daily partitions.
+    A dagster-duckdb resource whose connections take the warehouse's OS lock first (one
+    holder at a time across processes, freed by the kernel when the holder dies, waited for
+    at most ``lock_timeout_seconds``), always close, use UTC, and carry the keyed
+    ``pseudonymize(text)`` SQL function; with helpers for SQL files with bound parameters and
+    atomic replacement of a window of daily partitions.
     """
 
     pseudonymisation_key: str = Field(
