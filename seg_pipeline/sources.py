@@ -12,8 +12,13 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+# The day a file was delivered (its partition): raw tables call it _partition_date, staging
+# tables and everything after arrival_date.
+RAW_PARTITION_COLUMN = "_partition_date"
+STAGING_PARTITION_COLUMN = "arrival_date"
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class Source:
     """One source system: its name, file format and the columns its export must carry."""
 
@@ -27,6 +32,16 @@ class Source:
     @property
     def extension(self) -> str:
         return self.file_format
+
+    @property
+    def raw_table(self) -> str:
+        """The table its files load into, as delivered."""
+        return f"raw_{self.name}"
+
+    @property
+    def staging_table(self) -> str:
+        """The table of its typed, checked rows (``sql/staging/stg_<name>.sql``)."""
+        return f"stg_{self.name}"
 
     def path_for(self, landing_dir: Path | str, day: date) -> Path:
         """Where the file for ``day`` lands."""
@@ -52,7 +67,8 @@ CRM_CUSTOMERS = Source(
     ),
     description=(
         "CRM change-data-capture export: new and changed customers of the day, one row per "
-        "customer version. updated_at is UTC without offset (YYYY-MM-DD HH:MM:SS)."
+        "customer version. updated_at is UTC (YYYY-MM-DD HH:MM:SS; an offset, if given, is "
+        "applied)."
     ),
     key=("customer_id", "updated_at"),
 )
@@ -125,5 +141,7 @@ CAMPAIGN_SENDS = Source(
     event_time="sent_at",
 )
 
+# Every table list of the pipeline (raw and staging assets, quality suites, tests) derives from
+# this one.
 SOURCES: tuple[Source, ...] = (CRM_CUSTOMERS, ORDERS, WEB_EVENTS, REVIEWS, CAMPAIGN_SENDS)
 SOURCES_BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}

@@ -13,20 +13,19 @@ from seg_pipeline.ingest.loaders import (
     delete_window,
     ensure_raw_tables,
     load_file,
-    raw_table,
 )
 from seg_pipeline.metadata import window_metadata
 from seg_pipeline.partitions import days_between, window_dates
 from seg_pipeline.quality.quarantine import QualityPolicy
 from seg_pipeline.resources import LandingZone, Warehouse, transaction
-from seg_pipeline.sources import SOURCES, Source
+from seg_pipeline.sources import RAW_PARTITION_COLUMN, SOURCES, Source
 
 
 def build_raw_asset(source: Source, partitions_def: DailyPartitionsDefinition) -> AssetsDefinition:
     """The asset that loads ``source``'s daily files into ``raw_<source>``."""
 
     @asset(
-        name=raw_table(source),
+        name=source.raw_table,
         group_name="raw",
         kinds={"duckdb", source.file_format},
         owners=OWNERS,
@@ -54,11 +53,11 @@ def build_raw_asset(source: Source, partitions_def: DailyPartitionsDefinition) -
             for day in days_between(start, end):
                 path = landing.path_for(source, day)
                 results.append(load_file(conn, source, path, day, quality.max_wrong_day_share))
-            meta = window_metadata(conn, raw_table(source), "_partition_date", start, end)
+            meta = window_metadata(conn, source.raw_table, RAW_PARTITION_COLUMN, start, end)
         rejected = sum(r.rows_rejected for r in results)
         extra = sorted({c for r in results for c in r.extra_columns})
         context.log.info(
-            f"{raw_table(source)}: {len(results)} file(s), "
+            f"{source.raw_table}: {len(results)} file(s), "
             f"{sum(r.rows_loaded for r in results)} rows, {rejected} rejected lines"
         )
         return MaterializeResult(

@@ -58,6 +58,7 @@ from seg_pipeline.quality.suites import (
     expectation_columns,
     load_suite,
     mask_if_personal,
+    row_count_ratio,
     row_count_rules,
     row_parameters,
     select_sql,
@@ -66,7 +67,7 @@ from seg_pipeline.quality.suites import (
     suite_labels,
     table_column_types,
 )
-from seg_pipeline.resources import Warehouse
+from seg_pipeline.resources import Warehouse, bind_params
 
 
 @dataclass
@@ -267,16 +268,19 @@ def read_window(
     types: dict[str, str],
     start: date,
     end: date,
+    sql_params: dict[str, Any] | None = None,
 ) -> Any:
     """The window's rows as a pandas DataFrame: only the table columns ``suite`` reads, plus
-    its derived columns, through Arrow (pyarrow-backed strings, datetime64[ns]; DuckDB's
-    ``.df()`` builds Python string objects and takes about four times as long)."""
+    its derived columns (``sql_params`` bound where their SQL names them), through Arrow
+    (pyarrow-backed strings, datetime64[ns]; DuckDB's ``.df()`` builds Python string objects and
+    takes about four times as long)."""
     columns = [c for c in suite_columns(suite) if c in types]
     # A derived column over a missing column is left out: GX then reports the missing column
     # on the expectations that use it, as it does for a missing table column.
     derived = [d for d in derived_columns(suite) if set(d["columns"]) <= set(types)]
     sql = select_sql(spec, columns, types, derived)
-    table = conn.sql(sql, params={"start": start, "end": end}).to_arrow_table()
+    values = {"start_date": start, "end_date": end, **(sql_params or {})}
+    table = conn.sql(sql, params=bind_params(sql, values)).to_arrow_table()
     return table.to_pandas(coerce_temporal_nanoseconds=True)
 
 
@@ -300,19 +304,25 @@ def validate_window(
     suite: dict[str, Any] | None = None,
     now: datetime | None = None,
     lateness_days: int | None = None,
+    policy: QualityPolicy | None = None,
 ) -> QualityReport:
     """Run ``table``'s suite over partitions [start, end]; see the module docstring.
 
-    ``lateness_days`` defaults to ``QualityPolicy().max_lateness_days``; the check passes the
-    run's configured policy.
+    ``policy`` (default ``QualityPolicy()``; the check passes the run's) gives the lateness and
+    the quarantine share the suite's rules use; ``lateness_days`` overrides its lateness.
     """
     import pandas as pd
 
     started = time.perf_counter()
     spec: QualityTable = QUALITY_TABLES_BY_NAME[table]
     suite = _labelled(suite or load_suite(table))
+    policy = policy or QualityPolicy()
     if lateness_days is None:
-        lateness_days = QualityPolicy().max_lateness_days
+        lateness_days = policy.max_lateness_days
+    share_params = {
+        "max_quarantine_share": policy.threshold(spec.source),
+        "min_rows_for_share": policy.min_rows_for_share,
+    }
     row_suite, partition_suite = split_suite(suite)
     row_suite, schema_suite = _split_schema(row_suite)
     by_label = {e["meta"]["label"]: e for e in suite["expectations"]}
@@ -326,7 +336,7 @@ def validate_window(
 
     rows = 0
     if row_suite["expectations"]:
-        frame = read_window(conn, spec, row_suite, types, start, end)
+        frame = read_window(conn, spec, row_suite, types, start, end, share_params)
         rows = len(frame)
         params = row_parameters(row_suite, start, end, lateness_days, now=now)
         outcomes |= _outcomes(_gx_validate(frame, row_suite, params), by_label)
@@ -336,7 +346,7 @@ def validate_window(
     if partition_suite["expectations"]:
         counts = daily_row_counts(conn, spec, start - timedelta(days=HISTORY_DAYS), end)
         rows = rows or sum(n for day, n in counts.items() if start <= day <= end)
-        rules = row_count_rules(counts, start, end)
+        rules = row_count_rules(counts, start, end, ratio=row_count_ratio(suite))
         notes = [r.note for r in rules]
         per_label: dict[str, list[tuple[Any, Any]]] = {}
         for rule in rules:
@@ -449,9 +459,7 @@ def build_quality_check(
     ) -> AssetCheckResult:
         start, end = window_dates(context)
         with warehouse.connection() as conn:
-            report = validate_window(
-                conn, spec.table, start, end, lateness_days=quality.max_lateness_days
-            )
+            report = validate_window(conn, spec.table, start, end, policy=quality)
         context.log.info(
             f"{spec.table} {start}..{end}: {report.rows} rows, "
             f"{len(report.failed)} failed expectation(s) in {report.seconds:.2f}s"

@@ -16,8 +16,8 @@ import duckdb
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from seg_pipeline.ingest.sqlfiles import run_sql
 from seg_pipeline.metadata import PERSONAL_COLUMNS
-from seg_pipeline.resources import table_exists
 from seg_pipeline.sources import Source
 
 QUARANTINE_TABLE = "quarantine"
@@ -60,21 +60,8 @@ class QualityPolicy(ConfigurableResource):
 
 
 def ensure_quarantine_table(conn: duckdb.DuckDBPyConnection) -> None:
-    if not table_exists(conn, QUARANTINE_TABLE):
-        conn.execute(
-            f"""CREATE TABLE {QUARANTINE_TABLE} (
-                source VARCHAR NOT NULL,
-                table_name VARCHAR NOT NULL,
-                stage VARCHAR NOT NULL,
-                arrival_date DATE NOT NULL,
-                rule VARCHAR NOT NULL,
-                reason VARCHAR,
-                source_file VARCHAR,
-                line_number BIGINT,
-                column_name VARCHAR,
-                raw_record VARCHAR,
-                quarantined_at TIMESTAMP NOT NULL)"""
-        )
+    """Create the quarantine table (``sql/quality/quarantine_table.sql``) if it does not exist."""
+    run_sql(conn, "quality/quarantine_table")
 
 
 def clear_quarantine(
@@ -82,15 +69,18 @@ def clear_quarantine(
 ) -> None:
     """Remove ``table_name``'s quarantine rows of [start, end] before they are written again."""
     ensure_quarantine_table(conn)
-    conn.execute(
-        f"DELETE FROM {QUARANTINE_TABLE} WHERE table_name = $t "
-        "AND arrival_date BETWEEN $start AND $end",
-        {"t": table_name, "start": start, "end": end},
+    run_sql(
+        conn,
+        "quality/clear_quarantine",
+        {"table_name": table_name, "start_date": start, "end_date": end},
     )
 
 
 def masked_record_sql(source: Source, alias: str) -> str:
-    """SQL for a JSON text of ``alias``'s source columns, personal ones as keyed hashes."""
+    """SQL for a JSON text of ``alias``'s source columns, personal ones as keyed hashes.
+
+    A projection built from the file contract (the source's columns and which are personal),
+    like the raw tables' DDL: the one place SQL is assembled from identifiers here."""
     fields = ", ".join(
         f'"{c}" := pseudonymize({alias}."{c}"::VARCHAR)'
         if c in PERSONAL_COLUMNS
@@ -107,8 +97,9 @@ def has_personal_columns(source: Source) -> bool:
 def quarantine_staged_rows(
     conn: duckdb.DuckDBPyConnection, source: Source, table_name: str, staged: str
 ) -> None:
-    """Copy the rows of temp table ``staged`` that carry a ``_rule`` into the quarantine."""
-    raw = f"raw_{source.name}"
+    """Copy the rows of temp table ``staged`` that carry a ``_rule`` into the quarantine, each
+    with its raw record (personal fields as keyed hashes) found by file and line."""
+    raw = source.raw_table
     conn.execute(
         f"""INSERT INTO {QUARANTINE_TABLE}
             SELECT $source, $table_name, 'staging', s.arrival_date, s._rule, s._reason,
@@ -122,18 +113,6 @@ def quarantine_staged_rows(
             WHERE s._rule IS NOT NULL""",
         {"source": source.name, "table_name": table_name},
     )
-
-
-def quarantine_counts(
-    conn: duckdb.DuckDBPyConnection, table_name: str, start: date, end: date
-) -> dict[str, int]:
-    """Quarantined rows of ``table_name`` in [start, end], per rule."""
-    rows = conn.execute(
-        f"SELECT rule, count(*) FROM {QUARANTINE_TABLE} WHERE table_name = $t "
-        "AND arrival_date BETWEEN $start AND $end GROUP BY rule ORDER BY rule",
-        {"t": table_name, "start": start, "end": end},
-    ).fetchall()
-    return {rule: int(n) for rule, n in rows}
 
 
 def format_counts(counts: Iterable[tuple[str, int]]) -> str:

@@ -10,7 +10,8 @@ suite parameters (``{"$PARAMETER": "name"}``) computed here for each validation:
   setting for the quarantine rules and the suites, never copied into a suite file);
 - ``earliest_real_date``: ``window_start`` minus ``lateness_days``;
 - ``now``: the time of the check (real timestamps must not lie in the future);
-- ``min_row_count``: per day, 10% of the median row count of the previous 7 partitions.
+- ``min_row_count``: per day, ``meta.row_count_ratio`` (default 10%) of the median row count of
+  the previous 7 partitions.
 
 Each expectation's ``meta`` carries ``severity`` (``ERROR`` gates, ``WARN`` soft signals) and
 an optional ``scope``: ``rows`` (default, validated on the window's rows) or ``partition``
@@ -21,8 +22,12 @@ row's arrival day, days between a row's real and arrival day) is computed by Duc
 *derived column* while the window is read, and a plain GX expectation evaluates that column.
 Derived columns are declared in the suite's ``meta.derived_columns``: ``name`` (starts with
 ``_``), ``sql`` (a DuckDB expression over the table, aliased ``t``), ``columns`` (the table
-columns it reads) and ``notes``. Set-membership against ~100,000 customer ids costs DuckDB a
-hash join of milliseconds; as a GX ``value_set`` parameter it cost GX tens of seconds.
+columns it reads) and ``notes``. Besides ``$start_date``/``$end_date`` (the window), its SQL may
+use ``$max_quarantine_share`` (the source's ``QualityPolicy.max_quarantine_share``) and
+``$min_rows_for_share`` (``QualityPolicy.min_rows_for_share``), so a raw gate judges a day's
+share of rows staging will quarantine exactly as the quarantine does. Set-membership against
+~100,000 customer ids costs DuckDB a hash join of milliseconds; as a GX ``value_set`` parameter
+it cost GX tens of seconds.
 
 Nothing here imports ``great_expectations``: it is slow to import and only the check bodies
 need it (see :mod:`seg_pipeline.quality.checks`).
@@ -40,9 +45,12 @@ from typing import Any
 
 import duckdb
 
+from seg_pipeline.ingest.sqlfiles import table_columns
 from seg_pipeline.metadata import is_personal
 from seg_pipeline.partitions import days_between
 from seg_pipeline.settings import EXPECTATIONS_DIR
+from seg_pipeline.sources import RAW_PARTITION_COLUMN, SOURCES, STAGING_PARTITION_COLUMN
+from seg_pipeline.staging.models import MODELS
 
 ERROR = "ERROR"
 WARN = "WARN"
@@ -60,33 +68,42 @@ _COLUMN_KWARGS = ("column", "column_A", "column_B")
 _COLUMN_LIST_KWARGS = ("column_list", "column_set")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class QualityTable:
-    """A table with a suite: its name, the asset it belongs to and its partition column."""
+    """A table with a suite: its name, the asset it belongs to, its partition column, its layer
+    (``raw`` or ``staging``) and the source whose rows it holds (whose quarantine threshold
+    its share rules use)."""
 
     table: str
     asset: str
     partition_column: str
-    layer: str  # "raw" or "staging"
+    layer: str
+    source: str
 
 
-RAW_TABLES = (
-    "raw_crm_customers",
-    "raw_orders",
-    "raw_web_events",
-    "raw_reviews",
-    "raw_campaign_sends",
-)
-STAGING_TABLES = (
-    "stg_crm_customers",
-    "stg_orders",
-    "stg_web_events",
-    "stg_reviews",
-    "stg_campaign_sends",
-)
+# One suite per raw table (one per source) and per staging table with row rules.
 QUALITY_TABLES: tuple[QualityTable, ...] = (
-    *(QualityTable(t, t, "_partition_date", "raw") for t in RAW_TABLES),
-    *(QualityTable(t, t, "arrival_date", "staging") for t in STAGING_TABLES),
+    *(
+        QualityTable(
+            table=s.raw_table,
+            asset=s.raw_table,
+            partition_column=RAW_PARTITION_COLUMN,
+            layer="raw",
+            source=s.name,
+        )
+        for s in SOURCES
+    ),
+    *(
+        QualityTable(
+            table=m.table,
+            asset=m.name,
+            partition_column=STAGING_PARTITION_COLUMN,
+            layer="staging",
+            source=m.source.name,
+        )
+        for m in MODELS
+        if m.row_rules
+    ),
 )
 QUALITY_TABLES_BY_NAME = {t.table: t for t in QUALITY_TABLES}
 
@@ -110,7 +127,16 @@ def load_suite(table: str, directory: Path = EXPECTATIONS_DIR) -> dict[str, Any]
         if meta.setdefault("scope", ROW_SCOPE) not in (ROW_SCOPE, PARTITION_SCOPE):
             raise ValueError(f"{path}: expectation {i} has an unknown meta.scope")
     derived_columns(suite)  # malformed derived columns fail when the definitions load
+    ratio = suite.get("meta", {}).get("row_count_ratio", MIN_ROW_COUNT_RATIO)
+    if not 0 < ratio <= 1:
+        raise ValueError(f"{path}: meta.row_count_ratio must be in (0, 1], not {ratio}")
     return suite
+
+
+def row_count_ratio(suite: dict[str, Any]) -> float:
+    """The share of the usual daily row count below which the row-count rule fails
+    (``meta.row_count_ratio``, default 10%)."""
+    return float(suite.get("meta", {}).get("row_count_ratio", MIN_ROW_COUNT_RATIO))
 
 
 def split_suite(suite: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -211,8 +237,8 @@ def daily_row_counts(
     """Rows per partition day in [start, end] (days without rows are absent)."""
     rows = conn.execute(
         f"SELECT {spec.partition_column}, count(*) FROM {spec.table} "
-        f"WHERE {spec.partition_column} BETWEEN $start AND $end GROUP BY 1",
-        {"start": start, "end": end},
+        f"WHERE {spec.partition_column} BETWEEN $start_date AND $end_date GROUP BY 1",
+        {"start_date": start, "end_date": end},
     ).fetchall()
     return {(d if isinstance(d, date) else d.date()): int(n) for d, n in rows}
 
@@ -304,8 +330,7 @@ def row_parameters(
     return {k: v for k, v in values.items() if k in names}
 
 
-def table_column_types(conn: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
-    return {r[0]: str(r[1]) for r in conn.execute(f"DESCRIBE {table}").fetchall()}
+table_column_types = table_columns  # the name the checks and tests use
 
 
 _INTEGER_TYPES = {
@@ -352,7 +377,7 @@ def select_sql(
     select = ", ".join(parts) or "1 AS _row"
     return (
         f"SELECT {select} FROM {spec.table} AS t "
-        f"WHERE t.{spec.partition_column} BETWEEN $start AND $end"
+        f"WHERE t.{spec.partition_column} BETWEEN $start_date AND $end_date"
     )
 
 

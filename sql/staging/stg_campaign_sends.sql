@@ -31,8 +31,8 @@ typed as (
         coalesce(clicked, false) or coalesce(converted, false) as is_clicked,
         coalesce(converted, false) as is_converted,
 
-        -- timestamps (UTC)
-        cast(sent_at as timestamp) as sent_at,
+        -- timestamps: UTC wall time by the one rule (sql/ingest/utc_timestamp.sql)
+        utc_timestamp(sent_at) as sent_at,
 
         -- lineage
         source._partition_date as arrival_date,

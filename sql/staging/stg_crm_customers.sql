@@ -1,13 +1,23 @@
 -- stg_crm_customers: one row per customer per arrival day, the latest version the CRM exported
 -- that day, typed and pseudonymised. Grain: (arrival_date, customer_id). Earlier versions of the
 -- same day are superseded (kept in raw); rows without an id or a valid updated_at go to
--- quarantine. Clear personal values never leave raw_crm_customers except into
--- restricted.customer_pii.
+-- quarantine, and so do versions older than the allowed lateness ($max_lateness_days days before
+-- arrival), except in a customer's first delivery (e.g. the initial export of existing
+-- customers), which may be as old as the customer's sign-up but not older. Clear personal values
+-- never leave raw_crm_customers except into restricted.customer_pii.
 with
 
 source as (
     select * from raw_crm_customers
     where _partition_date between $start_date and $end_date
+),
+
+first_deliveries as (
+    -- the arrival day on which the CRM first delivered each customer
+    select nullif(trim(customer_id), '') as customer_id, min(_partition_date) as first_arrival_date
+    from raw_crm_customers
+    where _partition_date <= $end_date
+    group by 1
 ),
 
 typed as (
@@ -38,8 +48,8 @@ typed as (
         -- booleans
         try_cast(trim(marketing_consent) as boolean) as has_marketing_consent,
 
-        -- timestamps (UTC)
-        try_cast(trim(updated_at) as timestamp) as updated_at,
+        -- timestamps: UTC wall time by the one rule (sql/ingest/utc_timestamp.sql)
+        utc_timestamp(updated_at) as updated_at,
 
         -- lineage and the raw text the rules quote
         source._partition_date as arrival_date,
@@ -51,13 +61,18 @@ typed as (
 
 checked as (
     select
-        *,
+        t.*,
         case
-            when customer_id is null then 'null_key'
-            when updated_at is null then 'invalid_timestamp'
-            when cast(updated_at as date) > arrival_date then 'future_timestamp'
+            when t.customer_id is null then 'null_key'
+            when t.updated_at is null then 'invalid_timestamp'
+            when cast(t.updated_at as date) > t.arrival_date then 'future_timestamp'
+            when cast(t.updated_at as date) < t.arrival_date - $max_lateness_days
+                and f.first_arrival_date < t.arrival_date
+                then 'too_late'
+            when cast(t.updated_at as date) < t.signup_date then 'updated_before_signup'
         end as _rule
-    from typed
+    from typed as t
+    left join first_deliveries as f on t.customer_id = f.customer_id
 ),
 
 explained as (
@@ -70,6 +85,12 @@ explained as (
             when 'future_timestamp'
                 then 'updated on ' || cast(updated_at as date) || ', after arrival on '
                     || arrival_date
+            when 'updated_before_signup'
+                then 'updated on ' || cast(updated_at as date)
+                    || ', before the customer signed up on ' || signup_date
+            when 'too_late'
+                then 'updated on ' || cast(updated_at as date) || ', more than '
+                    || $max_lateness_days || ' days before arrival on ' || arrival_date
         end as _reason
     from checked
 ),

@@ -34,8 +34,8 @@ typed as (
         try_cast(trim(unit_price) as decimal(12, 2)) as unit_price,
         coalesce(try_cast(trim(discount) as decimal(12, 2)), 0) as discount_amount,
 
-        -- timestamps (UTC)
-        cast(try_cast(trim(ordered_at) as timestamptz) as timestamp) as ordered_at,
+        -- timestamps: UTC wall time by the one rule (sql/ingest/utc_timestamp.sql)
+        utc_timestamp(ordered_at) as ordered_at,
 
         -- lineage and the raw text the rules quote
         source._partition_date as arrival_date,

@@ -29,8 +29,8 @@ typed as (
         -- text: whitespace collapsed, no other change
         nullif(trim(regexp_replace(review_text, '\s+', ' ', 'g')), '') as review_text,
 
-        -- timestamps (UTC)
-        cast(try_cast(trim(reviewed_at) as timestamptz) as timestamp) as reviewed_at,
+        -- timestamps: UTC wall time by the one rule (sql/ingest/utc_timestamp.sql)
+        utc_timestamp(reviewed_at) as reviewed_at,
 
         -- lineage and the raw text the rules quote
         source._partition_date as arrival_date,

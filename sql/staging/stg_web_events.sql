@@ -31,8 +31,8 @@ typed as (
         nullif(lower(trim(device)), '') as device,
         nullif(lower(trim(referrer)), '') as referrer,
 
-        -- timestamps (UTC)
-        cast(try_cast(trim(occurred_at) as timestamptz) as timestamp) as occurred_at,
+        -- timestamps: UTC wall time by the one rule (sql/ingest/utc_timestamp.sql)
+        utc_timestamp(occurred_at) as occurred_at,
 
         -- lineage and the raw text the rules quote
         source._partition_date as arrival_date,

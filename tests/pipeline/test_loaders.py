@@ -8,14 +8,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from seg_pipeline.ingest.loaders import (
-    LandingFileError,
-    delete_window,
-    ensure_raw_tables,
-    load_file,
-)
-from seg_pipeline.resources import Warehouse, transaction
+from seg_pipeline.ingest.loaders import LandingFileError, ensure_raw_tables, load_file
+from seg_pipeline.quality.quarantine import QualityPolicy
+from seg_pipeline.resources import Warehouse
 from seg_pipeline.sources import CAMPAIGN_SENDS, ORDERS, REVIEWS, Source
+from tests.quality.minihouse import load_day
 
 DAY = date(2026, 1, 3)
 ORDER_HEADER = ",".join(ORDERS.columns)
@@ -27,11 +24,7 @@ def _load(tmp_path: Path, source: Source, content: bytes):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
     warehouse = Warehouse(database=str(tmp_path / "w.duckdb"), pseudonymisation_key="k")
-    with warehouse.connection() as conn, transaction(conn):
-        ensure_raw_tables(conn, source)
-        delete_window(conn, source, DAY, DAY)
-        result = load_file(conn, source, path, DAY)
-    return result, warehouse
+    return load_day(warehouse, source, path, DAY, QualityPolicy()), warehouse
 
 
 def test_csv_rows_are_loaded_as_text_with_their_origin(tmp_path: Path) -> None:
@@ -160,10 +153,7 @@ def _load_day(warehouse: Warehouse, root: Path, day: date, content: str) -> None
     path = ORDERS.path_for(root, day)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content, encoding="utf-8")
-    with warehouse.connection() as conn, transaction(conn):
-        ensure_raw_tables(conn, ORDERS)
-        delete_window(conn, ORDERS, day, day)
-        load_file(conn, ORDERS, path, day)
+    load_day(warehouse, ORDERS, path, day, QualityPolicy())
 
 
 def test_a_day_of_only_late_rows_is_not_taken_for_another_days_file(tmp_path: Path) -> None:
@@ -175,3 +165,31 @@ def test_a_day_of_only_late_rows_is_not_taken_for_another_days_file(tmp_path: Pa
     # Jan 4 brings Jan 1's whole file again under its own name: that is a misnamed file
     with pytest.raises(LandingFileError, match=r"mostly 2026-01-01: it looks like the file"):
         _load_day(warehouse, tmp_path, date(2026, 1, 4), _orders_on(busy, 200, "A"))
+
+
+# -- files cut off in transfer ------------------------------------------------------------------
+
+
+def test_csv_cut_off_in_its_last_record_fails_naming_the_file(tmp_path: Path) -> None:
+    content = f"{ORDER_HEADER}\n{GOOD_ORDER}\n{GOOD_ORDER.replace('O1', 'O2')}\n"
+    cut = content[: content.rindex("9.99")]  # no final newline, last record incomplete
+    with pytest.raises(LandingFileError, match=r"orders/2026-01-03\.csv is incomplete.*line 3"):
+        _load(tmp_path, ORDERS, cut.encode())
+
+
+def test_json_lines_cut_off_in_the_last_record_fail_naming_the_file(tmp_path: Path) -> None:
+    good = '{"review_id":"R1","customer_id":"C1","product_id":"P1","reviewed_at":"2026-01-03T10:00:00Z","rating":5,"review_text":"ok"}'  # noqa: E501
+    content = f"{good}\n{good.replace('R1', 'R2')[:60]}"
+    with pytest.raises(LandingFileError, match=r"reviews/2026-01-03\.jsonl is incomplete.*line 2"):
+        _load(tmp_path, REVIEWS, content.encode())
+
+
+def test_a_complete_last_record_without_final_newline_loads(tmp_path: Path) -> None:
+    result, _ = _load(tmp_path, ORDERS, f"{ORDER_HEADER}\n{GOOD_ORDER}".encode())
+    assert result.rows_loaded == 1 and result.rows_rejected == 0
+
+
+def test_a_broken_last_line_with_its_newline_is_only_that_lines_problem(tmp_path: Path) -> None:
+    content = f"{ORDER_HEADER}\n{GOOD_ORDER}\nO2,1,C2\n"
+    result, _ = _load(tmp_path, ORDERS, content.encode())
+    assert result.rows_loaded == 1 and result.rows_rejected == 1

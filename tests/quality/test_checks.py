@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 from dagster import AssetCheckSeverity
@@ -395,3 +395,27 @@ def test_loading_definitions_does_not_import_great_expectations() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True)
     assert done.stdout.decode().strip() == "[]", done.stderr.decode()[-2000:]
+
+
+def test_raw_volume_below_half_of_the_usual_is_a_warning(tmp_path) -> None:
+    """A file cut at a line boundary loads cleanly; only its volume shows it. Below half the
+    median of the previous days is a WARN on the raw table (below 10% stays the staging
+    ERROR)."""
+    from tests.quality.minihouse import MiniHouse, order_row
+
+    house = MiniHouse(tmp_path)
+    first = date(2026, 1, 1)
+    for offset in range(7):
+        day = first + timedelta(days=offset)
+        house.deliver(ORDERS, day, [order_row(f"O{offset}-{i}", day) for i in range(20)])
+        house.load(ORDERS, day)
+    day = first + timedelta(days=7)
+    label = "expect_table_row_count_to_be_between"
+    for rows, passed in ((11, True), (9, False)):
+        house.deliver(ORDERS, day, [order_row(f"N{i}", day) for i in range(rows)])
+        house.load(ORDERS, day)
+        with house.warehouse.connection() as conn:
+            report = validate_window(conn, "raw_orders", day, day, now=NOW)
+        assert report.outcome(label).success is passed, rows
+        assert report.outcome(label).severity == WARN
+        assert not [o for o in report.failed if o.severity == ERROR]

@@ -1,0 +1,11 @@
+-- The objects of a JSON-lines landing file as raw rows: the contract's columns as text
+-- ($structure: {"column": "VARCHAR", ...}; nested values keep their JSON text, missing keys are
+-- NULL), the line number and the lineage of the delivery. Each line is parsed once.
+select
+    line_number as _record_number,
+    unnest(from_json(line, $structure)),
+    $as_of_date::date as _partition_date,
+    $source_file as _source_file,
+    now()::timestamp as _loaded_at
+from _json
+where is_valid
