@@ -156,12 +156,15 @@ class Warehouse(DuckDBResource):
                 for schema in SCHEMAS:
                     conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
                 self._register_functions(conn)
+                run_sql(conn, "ingest/utc_timestamp")
                 yield conn
             finally:
                 conn.close()
 
     def _register_functions(self, conn: duckdb.DuckDBPyConnection) -> None:
         """Define ``pseudonymize(text)``: HMAC-SHA256 (RFC 2104) in plain SQL, hex-encoded.
+        (The other macro every connection has, ``utc_timestamp``, is the SQL file
+        ``sql/ingest/utc_timestamp.sql``.)
 
         Written with ``sha256``/``unhex`` over blobs instead of a Python UDF: about ten times
         faster, vectorised, and expressible the same way in Spark SQL. The key lives only in
@@ -209,6 +212,25 @@ def query_frame(
     return conn.sql(sql, params=bound).pl()
 
 
+def run_sql(
+    conn: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Execute ``sql/<name>.sql`` with the subset of ``params`` it names; returns the cursor."""
+    sql = read_sql(name)
+    return conn.execute(sql, bind_params(sql, params or {}))
+
+
+def table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """Column -> DuckDB type of ``table``, in table order."""
+    return {r[0]: str(r[1]) for r in conn.execute(f"DESCRIBE {table}").fetchall()}
+
+
+def drop_tables(conn: duckdb.DuckDBPyConnection, *tables: str) -> None:
+    """Drop the (temporary) tables that exist among ``tables``."""
+    for table in tables:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     schema, _, name = table.rpartition(".")
     # fetchall, not fetchone: DuckDB 2.0 keeps a half-read result open on the connection.
@@ -252,8 +274,8 @@ def replace_window(
     conn.execute(f"CREATE OR REPLACE TEMP TABLE _incoming AS {select_sql}", dict(params))
     if not table_exists(conn, table):
         conn.execute(f"CREATE TABLE {table} AS SELECT * FROM _incoming LIMIT 0")
-    existing = [r[0] for r in conn.execute(f"DESCRIBE {table}").fetchall()]
-    incoming = [r[0] for r in conn.execute("DESCRIBE _incoming").fetchall()]
+    existing = list(table_columns(conn, table))
+    incoming = list(table_columns(conn, "_incoming"))
     if existing != incoming:
         raise WarehouseError(
             f"{table}: the query's columns {incoming} differ from the table's {existing}; "
@@ -274,7 +296,7 @@ def replace_window(
     )
     conn.execute(f"INSERT INTO {table} SELECT * FROM _incoming")
     written = conn.execute("SELECT count(*) FROM _incoming").fetchone()[0]
-    conn.execute("DROP TABLE _incoming")
+    drop_tables(conn, "_incoming")
     return int(written)
 
 

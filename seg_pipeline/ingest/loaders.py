@@ -22,13 +22,12 @@ from pathlib import Path
 
 import duckdb
 
-from seg_pipeline.ingest.sqlfiles import define_macros, drop_tables, run_sql
 from seg_pipeline.quality.quarantine import (
     clear_quarantine,
     ensure_quarantine_table,
     has_personal_columns,
 )
-from seg_pipeline.resources import bind_params, read_sql
+from seg_pipeline.resources import bind_params, drop_tables, read_sql, run_sql
 from seg_pipeline.sources import RAW_PARTITION_COLUMN, SOURCES_BY_NAME, Source
 
 META_COLUMNS = {
@@ -130,7 +129,6 @@ def load_file(
             f"{source.name}: landing file for {partition_date} is missing: {path}"
         )
     result = LoadResult(source=source.name, partition_date=partition_date, path=path)
-    define_macros(conn)
     if path.stat().st_size == 0:
         # JSON lines have no header: an empty file is a day without rows. A CSV export always
         # has a header and a Parquet file a footer, so for them 0 bytes means a broken export.

@@ -16,8 +16,8 @@ import duckdb
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from seg_pipeline.ingest.sqlfiles import run_sql
 from seg_pipeline.metadata import PERSONAL_COLUMNS
+from seg_pipeline.resources import run_sql
 from seg_pipeline.sources import Source
 
 QUARANTINE_TABLE = "quarantine"

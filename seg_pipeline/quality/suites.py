@@ -45,9 +45,9 @@ from typing import Any
 
 import duckdb
 
-from seg_pipeline.ingest.sqlfiles import table_columns
 from seg_pipeline.metadata import is_personal
 from seg_pipeline.partitions import days_between
+from seg_pipeline.resources import table_columns
 from seg_pipeline.settings import EXPECTATIONS_DIR
 from seg_pipeline.sources import RAW_PARTITION_COLUMN, SOURCES, STAGING_PARTITION_COLUMN
 from seg_pipeline.staging.models import MODELS

@@ -16,14 +16,21 @@ from datetime import date
 
 import duckdb
 
-from seg_pipeline.ingest.sqlfiles import define_macros, drop_tables, run_sql, table_columns
 from seg_pipeline.quality.quarantine import (
     QualityPolicy,
     clear_quarantine,
     format_counts,
     quarantine_staged_rows,
 )
-from seg_pipeline.resources import bind_params, read_sql, replace_window, transaction
+from seg_pipeline.resources import (
+    bind_params,
+    drop_tables,
+    read_sql,
+    replace_window,
+    run_sql,
+    table_columns,
+    transaction,
+)
 from seg_pipeline.sources import STAGING_PARTITION_COLUMN, Source
 
 PARTITION_COLUMN = STAGING_PARTITION_COLUMN
@@ -79,7 +86,6 @@ def stage_window(
         "max_lateness_days": policy.max_lateness_days,
         "max_text_length": policy.max_text_length,
     }
-    define_macros(conn)
     conn.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {sql}", bind_params(sql, params))
     columns = table_columns(conn, STAGED)
     if "_rule" not in columns:

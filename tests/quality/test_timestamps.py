@@ -38,19 +38,13 @@ CASES = [
 
 @pytest.mark.parametrize(("text", "expected"), CASES)
 def test_the_rule(tmp_path: Path, text: str | None, expected: datetime | None) -> None:
-    from seg_pipeline.ingest.loaders import define_macros
-
-    with MiniHouse(tmp_path).warehouse.connection() as conn:
-        define_macros(conn)
+    with MiniHouse(tmp_path).warehouse.connection() as conn:  # every connection has the rule
         got = conn.execute("SELECT utc_timestamp($v::VARCHAR)", {"v": text}).fetchone()[0]
     assert got == expected
 
 
 def test_the_rule_does_not_depend_on_the_session_time_zone_for_offsets(tmp_path: Path) -> None:
-    from seg_pipeline.ingest.loaders import define_macros
-
-    with MiniHouse(tmp_path).warehouse.connection() as conn:
-        define_macros(conn)
+    with MiniHouse(tmp_path).warehouse.connection() as conn:  # every connection has the rule
         conn.execute("SET TimeZone = 'America/New_York'")
         got = conn.execute("SELECT utc_timestamp('2026-03-10 21:08:21+05:30')").fetchone()[0]
     assert got == datetime(2026, 3, 10, 15, 38, 21)
