@@ -184,13 +184,13 @@ def _child(assets: list[str], db: Path, day: date, force_refit: bool) -> None:
     }
     with duckdb.connect(str(db), read_only=True) as conn:
         for table in assets:
-            sql = f"select count(*) from {table} where as_of_date = $d"
+            sql = f"select count(*) from {table} where as_of_date = $as_of_date"
             if table == "segmentation_model":  # the rows it was fitted on
                 sql = (
                     "select cast(r.metrics->>'train_rows' as bigint) from model_registry r "
-                    "join segmentation_model using (model_version) where as_of_date = $d"
+                    "join segmentation_model using (model_version) where as_of_date = $as_of_date"
                 )
-            out[f"{table}_rows"] = conn.execute(sql, {"d": day}).fetchall()[0][0]
+            out[f"{table}_rows"] = conn.execute(sql, {"as_of_date": day}).fetchall()[0][0]
     out["own_peak_mb"] = own_peak_mb()
     print(json.dumps(out, default=str))
 
@@ -212,13 +212,13 @@ def sanity(db: Path) -> None:
             "select model_version, n_segments, r.details->>'k_selection', "
             "cast(r.metrics->>'train_rows' as bigint), r.training_start, r.metrics->>'k_scores' "
             "from model_registry r join segmentation_model using (model_version) "
-            "where as_of_date = $d",
-            {"d": DAY},
+            "where as_of_date = $as_of_date",
+            {"as_of_date": DAY},
         ).fetchall()
         sizes = conn.execute(
             "select segment_id, segment_name, count(*) from customer_segments "
-            "where as_of_date = $d group by all order by 1",
-            {"d": DAY},
+            "where as_of_date = $as_of_date group by all order by 1",
+            {"as_of_date": DAY},
         ).fetchall()
     if model:
         version, k, selection, train_rows, window_start, scores = model[0]
