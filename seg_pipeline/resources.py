@@ -8,7 +8,6 @@ file's result, or to replace a window of partitions in one transaction; nothing 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -38,13 +37,6 @@ def read_sql(name: str) -> str:
     if not path.exists():
         raise WarehouseError(f"SQL file not found: {path}")
     return path.read_text(encoding="utf-8")
-
-
-def pseudonymise(value: str | None, key: bytes) -> str | None:
-    """Keyed hash (HMAC-SHA256, hex) of ``value``; ``None`` stays ``None``."""
-    if value is None:
-        return None
-    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _blob_literal(data: bytes) -> str:
