@@ -14,7 +14,9 @@ UI_PORT ?= 3000
 .PHONY: setup demo test lint format ui bench bench-features bench-segmentation clean
 
 # The environment is installed from the lock file (exact versions) with uv; the stamp file
-# re-runs the install when the lock file or pyproject changes.
+# re-runs the install when the lock file or pyproject changes. The lock file holds the extras
+# too (`dev`, which includes `generator`: Faker, pytest, ruff), so demo, tests and benchmarks work;
+# a production install is `pip install seg-pipeline` without extras.
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)

@@ -11,7 +11,6 @@ DuckDB-only SQL listed in ARCHITECTURE.md rewritten.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,13 +49,6 @@ def read_sql(name: str) -> str:
     if not path.exists():
         raise WarehouseError(f"SQL file not found: {path}")
     return path.read_text(encoding="utf-8")
-
-
-def pseudonymise(value: str | None, key: bytes) -> str | None:
-    """Keyed hash (HMAC-SHA256, hex) of ``value``; ``None`` stays ``None``."""
-    if value is None:
-        return None
-    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _blob_literal(data: bytes) -> str:

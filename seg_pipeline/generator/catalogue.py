@@ -187,7 +187,14 @@ class PeoplePools:
 
 def build_people_pools(seed: int, n_first: int = 300, n_last: int = 600) -> PeoplePools:
     """Fill per-country pools of names and cities with Faker, seeded from ``seed``."""
-    from faker import Faker
+    try:
+        from faker import Faker
+    except ImportError as err:  # the generator is an optional extra, not part of the pipeline
+        raise ImportError(
+            "The sample-data generator needs Faker, which a plain install of seg-pipeline does "
+            "not include: install the extra with `pip install 'seg-pipeline[generator]'` "
+            "(`make setup` installs it)."
+        ) from err
 
     first: list[str] = []
     last: list[str] = []

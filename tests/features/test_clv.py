@@ -14,10 +14,9 @@ from seg_pipeline.features.clv import (
     GammaGammaModel,
     customer_lifetime_value,
     score_customers,
-    simulate_bgnbd,
-    simulate_gamma_gamma,
     summary_from_transactions,
 )
+from seg_pipeline.generator.clv_simulation import simulate_bgnbd, simulate_gamma_gamma
 
 TRUE_BG = {"r": 2.0, "alpha": 40.0, "a": 1.5, "b": 10.0}
 TRUE_GG = {"p": 6.0, "q": 4.0, "gamma": 15.0}
