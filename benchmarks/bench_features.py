@@ -378,7 +378,8 @@ def _child(step: str, db: str) -> None:
         write_day(conn, fa.CUSTOMER_FEATURE_STATE_TABLE, day, state)
         write_day(conn, fa.CUSTOMER_FEATURES_TABLE, day)
         return conn.execute(
-            "select count(*) from customer_features where as_of_date = $as_of_date", {"as_of_date": day}
+            "select count(*) from customer_features where as_of_date = $as_of_date",
+            {"as_of_date": day},
         ).fetchall()[0][0]
 
     with warehouse.connection() as conn:

@@ -21,12 +21,11 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
 # Development tools: everything else in the package is production code.
 DEV_ONLY = ("seg_pipeline.generator", "seg_pipeline.demo")
 GENERATOR_IMPORTS = ("seg_pipeline.generator", "faker")
-TRUTH_READER = "seg_pipeline.segmentation.evaluation"
-# Production modules that still import the truth reader; each is a strict xfail that turns into
-# a failure (to be removed here) once the module stops doing so.
-KNOWN_TRUTH_IMPORTERS = {
-    "seg_pipeline.segmentation.assets": "lead moves the truth check",
-}
+TRUTH_READER = "seg_pipeline.evaluation.truth"
+EVALUATION = "seg_pipeline.evaluation"
+# The evaluation package reads the truth; the definitions register its checks, and import it,
+# only where a truth folder exists (tests/pipeline/test_code_location.py checks both cases).
+TRUTH_IMPORTERS = (EVALUATION, "seg_pipeline.definitions")
 
 
 def _module_name(path: Path) -> str:
@@ -118,23 +117,19 @@ def test_production_never_imports_the_generator_or_faker(module: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "module",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(strict=True, reason=KNOWN_TRUTH_IMPORTERS[name])
-            if name in KNOWN_TRUTH_IMPORTERS
-            else (),
-        )
-        for name in sorted(PRODUCTION)
-        if name != TRUTH_READER
-    ],
+    "module", [name for name in sorted(PRODUCTION) if not _within(name, TRUTH_IMPORTERS)]
 )
 def test_production_never_imports_the_truth_reader(module: str) -> None:
-    bad = sorted(
-        n for n in imported_names(module, PRODUCTION[module]) if _within(n, (TRUTH_READER,))
-    )
+    bad = sorted(n for n in imported_names(module, PRODUCTION[module]) if _within(n, (EVALUATION,)))
     assert not bad, f"{PRODUCTION[module].name} imports the truth reader: {bad}"
+
+
+def test_the_definitions_import_the_evaluation_only_inside_the_truth_branch() -> None:
+    tree = ast.parse(PRODUCTION["seg_pipeline.definitions"].read_text(encoding="utf-8"))
+    top_level = {
+        node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert not any(_within(name, (EVALUATION,)) for name in top_level)
 
 
 def test_the_pipeline_loads_without_faker_or_the_generator() -> None:
