@@ -45,10 +45,12 @@ test: setup lint
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint sql
 
 format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	$(BIN)/sqlfluff fix sql
 
 ui: setup $(KEY_FILE)
 	SEG_PSEUDONYMISATION_KEY=$$(cat $(KEY_FILE)) $(BIN)/dagster dev -w workspace.yaml \

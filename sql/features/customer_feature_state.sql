@@ -40,7 +40,7 @@ touched as (
     select customer_id from new_lines
     union
     select o.customer_id from stg_orders as o
-    semi join new_lines as n on n.order_id = o.order_id and n.line_number = o.line_number
+    semi join new_lines as n on o.order_id = n.order_id and o.line_number = n.line_number
     where o.arrival_date <= $as_of_date
     union
     select customer_id from stg_campaign_sends
@@ -50,7 +50,7 @@ touched as (
     select customer_id from new_reviews
     union
     select r.customer_id from review_nlp as r
-    semi join new_reviews as n on n.review_id = r.review_id
+    semi join new_reviews as n on r.review_id = n.review_id
     where r.arrival_date <= $as_of_date
 ),
 
@@ -99,9 +99,9 @@ superseded as (
     select distinct l.order_id, l.line_number, l.arrival_date
     from scoped_lines as l
     inner join visible_lines as n
-        on n.order_id = l.order_id
-        and n.line_number = l.line_number
-        and n.arrival_date > l.arrival_date
+        on l.order_id = n.order_id
+        and l.line_number = n.line_number
+        and l.arrival_date < n.arrival_date
 ),
 
 order_lines as (
@@ -111,9 +111,9 @@ order_lines as (
         l.quantity * l.unit_price as gross_amount
     from scoped_lines as l
     anti join superseded as s
-        on s.order_id = l.order_id
-        and s.line_number = l.line_number
-        and s.arrival_date = l.arrival_date
+        on l.order_id = s.order_id
+        and l.line_number = s.line_number
+        and l.arrival_date = s.arrival_date
 ),
 
 orders as (
@@ -260,7 +260,7 @@ review_topics as (
         where topic_label is not null
         group by customer_id, topic_label
     )
-    qualify row_number() over (partition by customer_id order by n desc, topic_label) = 1
+    qualify row_number() over (partition by customer_id order by n desc, topic_label asc) = 1
 ),
 
 recomputed as (
@@ -308,18 +308,18 @@ recomputed as (
         t.dominant_review_topic,
         cast($as_of_date as date) as computed_on
     from customers as c
-    left join order_summary as o on o.customer_id = c.customer_id
-    left join line_summary as l on l.customer_id = c.customer_id
-    left join gap_summary as g on g.customer_id = c.customer_id
-    left join campaign_summary as m on m.customer_id = c.customer_id
-    left join review_summary as r on r.customer_id = c.customer_id
-    left join review_topics as t on t.customer_id = c.customer_id
+    left join order_summary as o on c.customer_id = o.customer_id
+    left join line_summary as l on c.customer_id = l.customer_id
+    left join gap_summary as g on c.customer_id = g.customer_id
+    left join campaign_summary as m on c.customer_id = m.customer_id
+    left join review_summary as r on c.customer_id = r.customer_id
+    left join review_topics as t on c.customer_id = t.customer_id
 )
 
 select cast($as_of_date as date) as as_of_date, *
 from (
     select * from previous_state
-    anti join scope on scope.customer_id = previous_state.customer_id
+    anti join scope on previous_state.customer_id = scope.customer_id
     union all by name
     select * from recomputed
 )

@@ -45,7 +45,7 @@ web_sessions as (
         add_to_carts,
         checkouts
     from web_fragments
-    anti join split_sessions as s on s.session_key = web_fragments.session_key
+    anti join split_sessions as s on web_fragments.session_key = s.session_key
     union all
     select
         customer_id,
@@ -55,7 +55,7 @@ web_sessions as (
         sum(add_to_carts) as add_to_carts,
         sum(checkouts) as checkouts
     from web_fragments
-    semi join split_sessions as s on s.session_key = web_fragments.session_key
+    semi join split_sessions as s on web_fragments.session_key = s.session_key
     group by customer_id, session_id
 ),
 
@@ -180,7 +180,7 @@ final as (
         c.dominant_review_topic
     from feature_state as c
     cross join history_start as h
-    left join web_summary as w on w.customer_id = c.customer_id
+    left join web_summary as w on c.customer_id = w.customer_id
 )
 
 select * from final

@@ -41,7 +41,7 @@ keyed as (
 split_elsewhere as (
     select distinct f.session_key, f.customer_id, f.session_id
     from web_session_fragments as f
-    semi join keyed as k on k.session_key = f.session_key
+    semi join keyed as k on f.session_key = k.session_key
     where f.arrival_date between cast($as_of_date as date) - 90 and cast($as_of_date as date) + 90
         and f.arrival_date <> $as_of_date
 )
@@ -60,6 +60,6 @@ select
     k.is_split_today or s.session_key is not null as is_split
 from keyed as k
 left join split_elsewhere as s
-    on s.session_key = k.session_key
-    and s.customer_id = k.customer_id
+    on k.session_key = s.session_key
+    and k.customer_id = s.customer_id
     and s.session_id is not distinct from k.session_id

@@ -3,7 +3,8 @@
 -- NULL), the line number and the lineage of the delivery. Each line is parsed once.
 select
     line_number as _record_number,
-    unnest(from_json(line, $structure)),
+    -- one column per contract column
+    unnest(from_json(line, $structure)),  -- noqa: AL03
     $as_of_date::date as _partition_date,
     $source_file as _source_file,
     now()::timestamp as _loaded_at

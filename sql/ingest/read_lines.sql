@@ -7,7 +7,7 @@ create or replace temp table _lines as
 select row_number() over () as line_number, line
 from read_csv(
     $path,
-    columns = {'line': 'VARCHAR'},
+    columns = { 'line': 'VARCHAR' },
     header = false,
     delim = chr(31),
     quote = '',

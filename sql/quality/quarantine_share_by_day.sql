@@ -25,7 +25,7 @@ select
     d.bad,
     d.delivered,
     (
-        select list(struct_pack(rule := r.rule, n := r.n) order by r.n desc, r.rule)
+        select list(struct_pack(rule := r.rule, n := r.n) order by r.n desc, r.rule asc)
         from rules as r
         where r.arrival_date = d.arrival_date
     ) as rules

@@ -74,7 +74,7 @@ checked as (
         end as _rule
     from typed as t
     left join known_customers as k
-        on t.customer_id = k.customer_id and k.first_arrival_date <= t.arrival_date
+        on t.customer_id = k.customer_id and t.arrival_date >= k.first_arrival_date
 ),
 
 explained as (
