@@ -216,7 +216,7 @@ def daily_tables_asset(
     def _daily_tables(context: AssetExecutionContext) -> Iterator[MaterializeResult]:
         warehouse: Warehouse = context.resources.warehouse
         resources = {key: getattr(context.resources, key) for key in keys - {"warehouse"}}
-        settings = config(**context.op_config) if config else None
+        settings = config(**context.op_execution_context.op_config) if config else None
         start, end = window_dates(context)
         results = []
         with warehouse.connection() as conn, transaction(conn):
