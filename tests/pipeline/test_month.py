@@ -13,9 +13,11 @@ import pytest
 from seg_pipeline.definitions import build_definitions
 from seg_pipeline.settings import Settings
 from seg_pipeline.sources import SOURCES
+from seg_pipeline.staging.models import MODELS
 from tests.conftest import MONTH_START, TEST_KEY, run_range, warehouse_for
 from tests.helpers import duplicate_keys, fingerprint, metadata_text
 
+# The grain of each staging table (the CRM keeps one version per customer and arrival day).
 STAGING_KEYS = {
     "stg_crm_customers": ["arrival_date", "customer_id"],
     "restricted.customer_pii": ["arrival_date", "customer_id"],
@@ -25,6 +27,10 @@ STAGING_KEYS = {
     "stg_campaign_sends": ["arrival_date", "campaign_id", "customer_id"],
 }
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
+
+
+def test_the_grain_list_covers_every_staging_table() -> None:
+    assert set(STAGING_KEYS) == {model.table for model in MODELS}
 
 
 @pytest.fixture
