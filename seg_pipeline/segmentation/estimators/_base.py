@@ -1,6 +1,8 @@
 """What the segmentation estimators share: input validation, seeded samples, nearest centres."""
 
 import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 CHUNK_ROWS = 65_536
 """Rows per block of :func:`nearest_center` (bounds its memory at any input size)."""
@@ -16,6 +18,19 @@ def check_matrix(X: np.ndarray) -> np.ndarray:
     if not np.isfinite(X).all():
         raise ValueError("segmentation matrix has NaN or infinite values; preprocess it first")
     return X
+
+
+def validate_fit_input(estimator: BaseEstimator, X: np.ndarray) -> np.ndarray:
+    """``X`` checked as scikit-learn checks a ``fit`` input (dense, real, finite, 2-D, at least
+    two rows and one feature), as float64; sets ``estimator.n_features_in_``."""
+    return validate_data(estimator, X, dtype=np.float64, ensure_min_samples=2)
+
+
+def validate_predict_input(estimator: BaseEstimator, X: np.ndarray) -> np.ndarray:
+    """``X`` checked for ``predict``: the estimator is fitted (else ``NotFittedError``) and ``X``
+    is a finite float64 matrix with the features it was fitted on."""
+    check_is_fitted(estimator)
+    return validate_data(estimator, X, dtype=np.float64, reset=False)
 
 
 def sample_indices(n_rows: int, size: int | None, seed: int) -> np.ndarray:

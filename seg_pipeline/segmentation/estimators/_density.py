@@ -5,7 +5,11 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN, HDBSCAN
 from sklearn.neighbors import NearestNeighbors
 
-from seg_pipeline.segmentation.estimators._base import check_matrix, sample_indices
+from seg_pipeline.segmentation.estimators._base import (
+    sample_indices,
+    validate_fit_input,
+    validate_predict_input,
+)
 
 # Defaults used when the config leaves a density parameter open (``None``).
 HDBSCAN_DEFAULT_MIN_SAMPLES = 5
@@ -42,6 +46,8 @@ class DensitySegmenter(ClusterMixin, BaseEstimator):
 
     Attributes
     ----------
+    n_features_in_ : int
+        Features of the ``fit`` input (``predict`` needs as many).
     n_segments_ : int
         Clusters found plus one for noise.
     noise_label_ : int
@@ -84,7 +90,7 @@ class DensitySegmenter(ClusterMixin, BaseEstimator):
         """Cluster the sample, then label every row of ``X`` (sample rows keep their label)."""
         if self.method not in ("hdbscan", "dbscan"):
             raise ValueError(f"method must be 'hdbscan' or 'dbscan', got {self.method!r}")
-        X = check_matrix(X)
+        X = validate_fit_input(self, X)
         idx = sample_indices(X.shape[0], self.sample_size, self.random_state)
         sample = X[idx]
         if self.min_samples is not None:
@@ -150,7 +156,7 @@ class DensitySegmenter(ClusterMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Label of the nearest reference point if within its radius, else the noise label."""
-        X = check_matrix(X)
+        X = validate_predict_input(self, X)
         dist, nearest = self._neighbours.kneighbors(X)
         dist, nearest = dist[:, 0], nearest[:, 0]
         inside = dist <= self.reference_radius_[nearest]

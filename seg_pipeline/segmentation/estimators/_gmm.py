@@ -4,7 +4,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.mixture import GaussianMixture
 
-from seg_pipeline.segmentation.estimators._base import check_k, check_matrix, sample_indices
+from seg_pipeline.segmentation.estimators._base import (
+    check_k,
+    sample_indices,
+    validate_fit_input,
+    validate_predict_input,
+)
 
 GMM_COVARIANCE_TYPE = "full"
 """Covariance of the Gaussian mixture components."""
@@ -37,6 +42,8 @@ class GMMSegmenter(ClusterMixin, BaseEstimator):
 
     Attributes
     ----------
+    n_features_in_ : int
+        Features of the ``fit`` input (``predict`` needs as many).
     model_ : GaussianMixture
     components_ : ndarray
         Mixture components kept, in label order.
@@ -65,7 +72,7 @@ class GMMSegmenter(ClusterMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: None = None) -> "GMMSegmenter":
         """Fit the mixture on (a sample of) ``X``; ``labels_`` covers every row."""
-        X = check_matrix(X)
+        X = validate_fit_input(self, X)
         check_k(self.n_segments, X.shape[0])
         idx = sample_indices(X.shape[0], self.max_fit_rows, self.random_state)
         model = GaussianMixture(
@@ -85,5 +92,6 @@ class GMMSegmenter(ClusterMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Most probable kept component of every row."""
-        proba = self.model_.predict_proba(check_matrix(X))[:, self.components_]
+        X = validate_predict_input(self, X)
+        proba = self.model_.predict_proba(X)[:, self.components_]
         return np.argmax(proba, axis=1).astype(np.int64)

@@ -4,7 +4,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
-from seg_pipeline.segmentation.estimators._base import check_k, check_matrix, sample_indices
+from seg_pipeline.segmentation.estimators._base import (
+    check_k,
+    sample_indices,
+    validate_fit_input,
+    validate_predict_input,
+)
 
 
 class KMeansSegmenter(ClusterMixin, BaseEstimator):
@@ -25,6 +30,8 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
 
     Attributes
     ----------
+    n_features_in_ : int
+        Features of the ``fit`` input (``predict`` needs as many).
     model_ : KMeans or MiniBatchKMeans
     cluster_centers_ : ndarray of shape (n_segments, n_features)
     labels_ : ndarray of shape (n_rows,)
@@ -51,7 +58,7 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: None = None) -> "KMeansSegmenter":
         """Fit on (a sample of) ``X``; ``labels_`` covers every row of ``X``."""
-        X = check_matrix(X)
+        X = validate_fit_input(self, X)
         check_k(self.n_segments, X.shape[0])
         idx = sample_indices(X.shape[0], self.max_fit_rows, self.random_state)
         if self.minibatch:
@@ -76,4 +83,5 @@ class KMeansSegmenter(ClusterMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Label of the nearest centre for every row."""
-        return self.model_.predict(check_matrix(X)).astype(np.int64)
+        X = validate_predict_input(self, X)
+        return self.model_.predict(X).astype(np.int64)

@@ -7,11 +7,12 @@ from sklearn.cluster import AgglomerativeClustering
 
 from seg_pipeline.segmentation.estimators._base import (
     check_k,
-    check_matrix,
     compact_labels,
     label_means,
     nearest_center,
     sample_indices,
+    validate_fit_input,
+    validate_predict_input,
 )
 
 
@@ -19,10 +20,10 @@ class SOMSegmenter(ClusterMixin, BaseEstimator):
     """Self-organising map whose nodes are grouped into segments by Ward clustering.
 
     The map (``rows`` x ``cols`` nodes, :class:`minisom.MiniSom`) is trained on a seeded sample,
-    initialised on the sample's principal components.  Node weight vectors are then grouped
-    with Ward agglomerative clustering weighted by nothing but position in feature space;
-    groups no fitted row maps to are merged into the nearest group that has rows.  A row's
-    segment is the group of its best-matching unit (nearest node).
+    initialised on the sample's principal components (given two features or more).  Node
+    weight vectors are then grouped with Ward agglomerative clustering weighted by nothing but
+    position in feature space; groups no fitted row maps to are merged into the nearest group
+    that has rows.  A row's segment is the group of its best-matching unit (nearest node).
 
     Parameters
     ----------
@@ -39,6 +40,8 @@ class SOMSegmenter(ClusterMixin, BaseEstimator):
 
     Attributes
     ----------
+    n_features_in_ : int
+        Features of the ``fit`` input (``predict`` needs as many).
     weights_ : ndarray of shape (rows * cols, n_features)
         Node weight vectors, row-major over the grid.
     node_segments_ : ndarray of shape (rows * cols,)
@@ -74,7 +77,7 @@ class SOMSegmenter(ClusterMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: None = None) -> "SOMSegmenter":
         """Train the map on (a sample of) ``X``, group its nodes, label every row."""
-        X = check_matrix(X)
+        X = validate_fit_input(self, X)
         check_k(self.n_segments, X.shape[0])
         n_nodes = self.rows * self.cols
         if n_nodes <= self.n_segments:
@@ -92,7 +95,10 @@ class SOMSegmenter(ClusterMixin, BaseEstimator):
             learning_rate=self.learning_rate,
             random_seed=self.random_state,
         )
-        if sample.shape[0] > X.shape[1]:
+        # Initialised on the principal components where there are two to take (MiniSom's PCA
+        # initialisation needs two features and more rows than features); else MiniSom's seeded
+        # random initialisation.
+        if X.shape[1] >= 2 and sample.shape[0] > X.shape[1]:
             som.pca_weights_init(sample)
         som.train(sample, self.n_iterations, random_order=True)
         weights = som.get_weights().reshape(n_nodes, X.shape[1]).copy()
@@ -122,4 +128,5 @@ class SOMSegmenter(ClusterMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Segment of each row's best-matching unit."""
-        return self.node_segments_[nearest_center(check_matrix(X), self.weights_)]
+        X = validate_predict_input(self, X)
+        return self.node_segments_[nearest_center(X, self.weights_)]

@@ -9,10 +9,11 @@ from sklearn.cluster import AgglomerativeClustering
 
 from seg_pipeline.segmentation.estimators._base import (
     check_k,
-    check_matrix,
     label_means,
     nearest_center,
     sample_indices,
+    validate_fit_input,
+    validate_predict_input,
 )
 
 
@@ -30,6 +31,8 @@ class WardSegmenter(ClusterMixin, BaseEstimator):
 
     Attributes
     ----------
+    n_features_in_ : int
+        Features of the ``fit`` input (``predict`` needs as many).
     sample_indices_ : ndarray
         Rows of the ``fit`` input the hierarchy was built on.
     linkage_ : ndarray of shape (n_sample - 1, 4)
@@ -50,7 +53,7 @@ class WardSegmenter(ClusterMixin, BaseEstimator):
 
     def fit(self, X: np.ndarray, y: None = None) -> "WardSegmenter":
         """Build the hierarchy on the sample, cut it, assign every row of ``X``."""
-        X = check_matrix(X)
+        X = validate_fit_input(self, X)
         idx = sample_indices(X.shape[0], self.sample_size, self.random_state)
         check_k(self.n_segments, idx.size)
         sample = X[idx]
@@ -71,7 +74,7 @@ class WardSegmenter(ClusterMixin, BaseEstimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Label of the nearest Ward cluster centroid for every row."""
-        return nearest_center(check_matrix(X), self.cluster_centers_)
+        return nearest_center(validate_predict_input(self, X), self.cluster_centers_)
 
 
 def ward_cut_labels(
