@@ -1,5 +1,6 @@
 """Segment profiles, names and surrogate rules on a small generated frame of customer features
-(the generator's personas, a month, ~650 customers: see ``persona_features``)."""
+(the month's 1,000 customers simulated by the generator without the pipeline: see
+``persona_features``)."""
 
 from __future__ import annotations
 
