@@ -8,6 +8,10 @@ does not pay for them.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
+import duckdb
+import polars as pl
 from dagster import AssetsDefinition, Config, DailyPartitionsDefinition
 from pydantic import Field
 
@@ -20,9 +24,19 @@ from seg_pipeline.features.columns import (
     REVIEW_TOPIC_MODEL,
     STATE_KEEP_DAYS,
 )
-from seg_pipeline.tables import DailyTable, daily_table_asset, daily_tables_asset, sql_summary
+from seg_pipeline.partitions import days_between
+from seg_pipeline.resources import query_frame, read_sql
+from seg_pipeline.tables import (
+    DailyTable,
+    daily_table_asset,
+    daily_tables_asset,
+    sql_summary,
+    write_day,
+)
 
 GROUP = "features"
+# Days of web sessions the features look back on (sql/features/customer_features.sql).
+WEB_LOOKBACK_DAYS = 90
 
 
 class CustomerFeaturesConfig(Config):
@@ -175,6 +189,25 @@ FEATURE_TABLES: tuple[DailyTable, ...] = (
     CLV_MODEL_TABLE,
     CUSTOMER_CLV_TABLE,
 )
+
+
+def features_in_full(conn: duckdb.DuckDBPyConnection, day: date) -> pl.DataFrame:
+    """customer_features of ``day`` computed in full from the staging tables (web fragments of
+    the 90-day lookback, every customer's running totals), nothing written: the tables are
+    built in a transaction that is rolled back. For tests and analysis; the assets do the same
+    incrementally."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        for arrival in days_between(day - timedelta(days=WEB_LOOKBACK_DAYS - 1), day):
+            write_day(conn, WEB_SESSION_FRAGMENTS_TABLE, arrival)
+        full = CustomerFeaturesConfig(incremental=False)
+        write_day(conn, CUSTOMER_FEATURE_STATE_TABLE, day, full)
+        write_day(conn, CUSTOMER_FEATURES_TABLE, day)
+        return query_frame(
+            conn, read_sql("segmentation/customer_features_of_day"), {"as_of_date": day}
+        )
+    finally:
+        conn.execute("ROLLBACK")
 
 
 def build_feature_assets(partitions_def: DailyPartitionsDefinition) -> list[AssetsDefinition]:

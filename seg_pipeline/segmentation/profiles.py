@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -379,7 +379,6 @@ class SurrogateRules:
     fidelity: float
     max_depth: int
     features: tuple[str, ...]
-    fill_values: dict[str, float] = field(default_factory=dict)
 
     def by_segment(self) -> dict[int, list[dict[str, Any]]]:
         """Rules per segment id, each a dict of the columns of :attr:`rules`."""

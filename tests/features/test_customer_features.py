@@ -19,6 +19,7 @@ from seg_pipeline.features.assets import (
     WEB_SESSION_FRAGMENTS_TABLE,
     CustomerFeaturesConfig,
     build_feature_assets,
+    features_in_full,
 )
 from seg_pipeline.features.columns import CUSTOMER_FEATURES, TABLES, data_dictionary_markdown
 from seg_pipeline.features.lifetime_value import clv_summary
@@ -97,29 +98,12 @@ create table review_nlp as select * from (values
 """
 
 
-def full_features(conn: duckdb.DuckDBPyConnection, day: date) -> pl.DataFrame:
-    """customer_features of ``day`` computed in full from the staging tables (web fragments of
-    the 90-day lookback, the state of every customer), nothing written (rolled back)."""
-    conn.execute("BEGIN TRANSACTION")
-    try:
-        for arrival in days_between(day - timedelta(days=89), day):
-            write_day(conn, WEB_SESSION_FRAGMENTS_TABLE, arrival)
-        full = CustomerFeaturesConfig(incremental=False)
-        write_day(conn, CUSTOMER_FEATURE_STATE_TABLE, day, full)
-        write_day(conn, CUSTOMER_FEATURES_TABLE, day)
-        return conn.sql(
-            "select * from customer_features where as_of_date = $d", params={"d": day}
-        ).pl()
-    finally:
-        conn.execute("ROLLBACK")
-
-
 @pytest.fixture
 def tiny(tmp_path: Path) -> dict[str, dict]:
     settings = Settings.from_env({"SEG_DATA_DIR": str(tmp_path)})
     with warehouse_for(settings).connection() as conn:
         conn.execute(TINY)
-        frame = full_features(conn, D)
+        frame = features_in_full(conn, D)
     return {row["customer_id"]: row for row in frame.rows(named=True)}
 
 
@@ -268,13 +252,13 @@ def test_a_day_uses_only_rows_that_happened_and_arrived_by_then(
     shutil.copy(featured_month, path)
     settings = Settings.from_env({"SEG_WAREHOUSE": str(path)})
     with warehouse_for(settings).connection() as conn:
-        before = full_features(conn, day).sort("customer_id")
+        before = features_in_full(conn, day).sort("customer_id")
         clv_before = clv_summary(conn, day)
         with transaction(conn):
             for table in ("stg_crm_customers", "stg_orders", "stg_web_events", "stg_reviews",
                           "stg_campaign_sends", "review_nlp"):  # fmt: skip
                 conn.execute(f"delete from {table} where arrival_date > $d", {"d": day})
-        after = full_features(conn, day).sort("customer_id")
+        after = features_in_full(conn, day).sort("customer_id")
         clv_after = clv_summary(conn, day)
     assert before.height > 900
     assert before.equals(after)
@@ -333,7 +317,7 @@ def test_incremental_days_equal_the_full_computation(loaded_month: Path, tmp_pat
             stored = conn.sql(
                 "select * from customer_features where as_of_date = $d", params={"d": day}
             ).pl()
-            full = full_features(conn, day)
+            full = features_in_full(conn, day)
             assert_frame_equal(
                 stored.sort("customer_id"),
                 full.sort("customer_id"),

@@ -1,4 +1,5 @@
-"""The segmentation plots: small valid PNGs that draw only segment and feature names."""
+"""The segmentation plots: small valid PNGs that draw only segment and feature names, on a small
+generated frame of customer features (see ``persona_features``)."""
 
 from __future__ import annotations
 
@@ -20,19 +21,32 @@ from sklearn.cluster import KMeans
 
 from seg_pipeline.segmentation import plots
 from seg_pipeline.segmentation.profiles import PROFILE_FEATURES, name_segments, segment_profiles
+from tests.segmentation.persona_features import persona_features, persona_matrix
 
 MAX_BYTES = 150_000
 
 
 @pytest.fixture(scope="module")
-def labels(month_matrix: np.ndarray) -> np.ndarray:
-    return KMeans(6, n_init=10, random_state=0).fit_predict(month_matrix)
+def features() -> pl.DataFrame:
+    """customer_features of the generated customers on the last day, sorted by id."""
+    return persona_features().features
 
 
 @pytest.fixture(scope="module")
-def profiles(month_features: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
-    segs = pl.DataFrame({"customer_id": month_features["customer_id"], "segment_id": labels})
-    return segment_profiles(month_features, segs)
+def matrix() -> np.ndarray:
+    """``features`` preprocessed with the default configuration."""
+    return persona_matrix()
+
+
+@pytest.fixture(scope="module")
+def labels(matrix: np.ndarray) -> np.ndarray:
+    return KMeans(6, n_init=10, random_state=0).fit_predict(matrix)
+
+
+@pytest.fixture(scope="module")
+def profiles(features: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
+    segs = pl.DataFrame({"customer_id": features["customer_id"], "segment_id": labels})
+    return segment_profiles(features, segs)
 
 
 @pytest.fixture(scope="module")
@@ -111,29 +125,29 @@ def allowed(names: dict[int, str]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def customer_ids(month_features: pl.DataFrame) -> set[str]:
-    return set(month_features["customer_id"].cast(pl.String).to_list())
+def customer_ids(features: pl.DataFrame) -> set[str]:
+    return set(features["customer_id"].cast(pl.String).to_list())
 
 
 def test_projection_scatter(
-    month_matrix: np.ndarray,
+    matrix: np.ndarray,
     labels: np.ndarray,
     names: dict[int, str],
     allowed: set[str],
     customer_ids: set[str],
 ) -> None:
-    png = plots.projection_scatter(month_matrix, labels, names, seed=0, max_points=500)
+    png = plots.projection_scatter(matrix, labels, names, seed=0, max_points=500)
     _check_png(png)
-    assert png == plots.projection_scatter(month_matrix, labels, names, seed=0, max_points=500)
-    fig = plots._projection_figure(month_matrix, labels, names, 0, 500)
+    assert png == plots.projection_scatter(matrix, labels, names, seed=0, max_points=500)
+    fig = plots._projection_figure(matrix, labels, names, 0, 500)
     texts = _texts(fig)
     assert all(any(n in t for t in texts) for n in names.values())
     assert any("500 customers" in t for t in texts)
     _assert_only_allowed(texts, allowed, customer_ids)
 
 
-def test_dendrogram(month_matrix: np.ndarray, allowed: set[str], customer_ids: set[str]) -> None:
-    link = scipy_linkage(month_matrix[:400], method="ward")
+def test_dendrogram(matrix: np.ndarray, allowed: set[str], customer_ids: set[str]) -> None:
+    link = scipy_linkage(matrix[:400], method="ward")
     _check_png(plots.dendrogram_plot(link, truncate_p=20))
     texts = _texts(plots._dendrogram_figure(link, truncate_p=20))
     leaves = [t for t in texts if t.startswith("(")]

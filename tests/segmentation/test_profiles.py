@@ -1,4 +1,6 @@
-"""Segment profiles, names and surrogate rules on the generated month."""
+"""Segment profiles, names and surrogate rules on a small generated frame of customer features
+(the month's 1,000 customers simulated by the generator without the pipeline: see
+``persona_features``)."""
 
 from __future__ import annotations
 
@@ -17,28 +19,35 @@ from seg_pipeline.segmentation.profiles import (
     segment_profiles,
     surrogate_rules,
 )
+from tests.segmentation.persona_features import persona_features, persona_matrix
 
 PERSONAL = ("email", "phone", "birth", "first_name", "last_name", "address", "customer_id")
 
 
 @pytest.fixture(scope="module")
-def labels(month_matrix: np.ndarray) -> np.ndarray:
-    return KMeans(6, n_init=10, random_state=0).fit_predict(month_matrix)
+def features() -> pl.DataFrame:
+    """customer_features of the generated customers on the last day, sorted by id."""
+    return persona_features().features
 
 
 @pytest.fixture(scope="module")
-def segments(month_features: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
-    return pl.DataFrame({"customer_id": month_features["customer_id"], "segment_id": labels})
+def labels() -> np.ndarray:
+    return KMeans(6, n_init=10, random_state=0).fit_predict(persona_matrix())
 
 
 @pytest.fixture(scope="module")
-def profiles(month_features: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFrame:
-    return segment_profiles(month_features, segments)
+def segments(features: pl.DataFrame, labels: np.ndarray) -> pl.DataFrame:
+    return pl.DataFrame({"customer_id": features["customer_id"], "segment_id": labels})
 
 
-def test_profile_features_exist(month_features: pl.DataFrame) -> None:
+@pytest.fixture(scope="module")
+def profiles(features: pl.DataFrame, segments: pl.DataFrame) -> pl.DataFrame:
+    return segment_profiles(features, segments)
+
+
+def test_profile_features_exist(features: pl.DataFrame) -> None:
     assert 10 <= len(PROFILE_FEATURES) <= 14
-    assert set(PROFILE_FEATURES) <= set(month_features.columns)
+    assert set(PROFILE_FEATURES) <= set(features.columns)
 
 
 def test_sizes_and_shares(profiles: pl.DataFrame, labels: np.ndarray) -> None:
@@ -50,9 +59,9 @@ def test_sizes_and_shares(profiles: pl.DataFrame, labels: np.ndarray) -> None:
 
 
 def test_means_medians_and_lift_match_polars(
-    profiles: pl.DataFrame, month_features: pl.DataFrame, labels: np.ndarray
+    profiles: pl.DataFrame, features: pl.DataFrame, labels: np.ndarray
 ) -> None:
-    frame = month_features.with_columns(pl.Series("seg", labels))
+    frame = features.with_columns(pl.Series("seg", labels))
     for feature in ("count_orders", "recency_days", "campaign_open_rate", "count_add_to_cart_30d"):
         col = pl.col(feature).cast(pl.Float64)
         direct = frame.group_by("seg").agg(col.mean().alias("m"), col.median().alias("md"))
@@ -62,15 +71,15 @@ def test_means_medians_and_lift_match_polars(
         np.testing.assert_allclose(profiles[f"{feature}_median"], direct["md"], rtol=1e-12)
         np.testing.assert_allclose(profiles[f"{feature}_lift"], direct["m"] / base, rtol=1e-12)
     # Nulls are ignored: recency is over customers with an order only.
-    assert month_features["recency_days"].null_count() > 0
+    assert features["recency_days"].null_count() > 0
     assert profiles["recency_days_mean"].null_count() == 0
 
 
-def test_lift_of_a_planted_segment(month_features: pl.DataFrame) -> None:
-    orders = month_features["count_orders"].to_numpy()
+def test_lift_of_a_planted_segment(features: pl.DataFrame) -> None:
+    orders = features["count_orders"].to_numpy()
     high = (orders >= np.quantile(orders, 0.8)).astype(int)
-    segs = pl.DataFrame({"customer_id": month_features["customer_id"], "segment_id": high})
-    prof = segment_profiles(month_features, segs, ["count_orders", "tenure_days"])
+    segs = pl.DataFrame({"customer_id": features["customer_id"], "segment_id": high})
+    prof = segment_profiles(features, segs, ["count_orders", "tenure_days"])
     row = prof.filter(pl.col("segment_id") == 1).row(0, named=True)
     assert row["count_orders_lift"] > 1.5
     assert row["count_orders_std_diff"] > 0.5
@@ -79,8 +88,8 @@ def test_lift_of_a_planted_segment(month_features: pl.DataFrame) -> None:
     assert low["count_orders_lift"] < 1
 
 
-def test_zero_base_mean_gives_null_lift(month_features: pl.DataFrame) -> None:
-    frame = month_features.with_columns(pl.lit(0.0).alias("discount_share"))
+def test_zero_base_mean_gives_null_lift(features: pl.DataFrame) -> None:
+    frame = features.with_columns(pl.lit(0.0).alias("discount_share"))
     segs = pl.DataFrame(
         {"customer_id": frame["customer_id"], "segment_id": np.arange(frame.height) % 2}
     )
@@ -107,14 +116,14 @@ def test_long_format(profiles: pl.DataFrame) -> None:
 
 
 def test_names_unique_deterministic_and_sensible(
-    profiles: pl.DataFrame, month_features: pl.DataFrame, labels: np.ndarray
+    profiles: pl.DataFrame, features: pl.DataFrame, labels: np.ndarray
 ) -> None:
     names = name_segments(profiles)
     assert set(names) == set(profiles["segment_id"].to_list())
     assert all(n.strip() for n in names.values())
     assert len(set(names.values())) == len(names)
     assert name_segments(profiles) == names
-    # The month's planted behaviours are recognised by at least a few of the rules.
+    # The generated personas' behaviours are recognised by at least a few of the rules.
     rule_names = {
         "High-value loyal",
         "At-risk big spenders",
@@ -145,8 +154,8 @@ def test_duplicate_names_get_suffixes(profiles: pl.DataFrame) -> None:
     assert len(set(names.values())) == len(names)
 
 
-def test_surrogate_rules(month_features: pl.DataFrame, labels: np.ndarray) -> None:
-    result = surrogate_rules(month_features, labels, PROFILE_FEATURES, max_depth=3, seed=0)
+def test_surrogate_rules(features: pl.DataFrame, labels: np.ndarray) -> None:
+    result = surrogate_rules(features, labels, PROFILE_FEATURES, max_depth=3, seed=0)
     assert result.fidelity > 0.7
     rules = result.rules
     assert set(rules["segment_id"].to_list()) == set(np.unique(labels).tolist())
@@ -157,7 +166,7 @@ def test_surrogate_rules(month_features: pl.DataFrame, labels: np.ndarray) -> No
         for rule in seg_rules:
             assert rule["rule"]
             assert rule["rule"].count(" and ") <= 2  # depth 3: at most three conditions
-            mask = apply_conditions(month_features, rule["conditions"])
+            mask = apply_conditions(features, rule["conditions"])
             assert int(mask.sum()) == rule["support"]
             hits = int((labels[mask] == seg).sum())
             assert rule["precision"] == pytest.approx(hits / rule["support"])
@@ -167,14 +176,14 @@ def test_surrogate_rules(month_features: pl.DataFrame, labels: np.ndarray) -> No
             for feature in feats:
                 assert feature in rule["rule"]
     # Rules of leaves predicting a segment partition those customers: leaves do not overlap.
-    covered = np.zeros(month_features.height, dtype=int)
+    covered = np.zeros(features.height, dtype=int)
     for row in rules.filter(pl.col("predicts_segment")).iter_rows(named=True):
-        covered += apply_conditions(month_features, row["conditions"])
+        covered += apply_conditions(features, row["conditions"])
     assert covered.max() <= 1
 
 
-def test_rule_text_is_readable(month_features: pl.DataFrame, labels: np.ndarray) -> None:
-    rules = surrogate_rules(month_features, labels, max_depth=3).rules
+def test_rule_text_is_readable(features: pl.DataFrame, labels: np.ndarray) -> None:
+    rules = surrogate_rules(features, labels, max_depth=3).rules
     number = r"-?\d+(?:\.\d+)?"
     cond = rf"(?:{number} < \w+ <= {number}|\w+ (?:<=|>=|>) {number})"
     for text in rules["rule"]:
@@ -187,10 +196,8 @@ def test_rule_text_is_readable(month_features: pl.DataFrame, labels: np.ndarray)
             assert "." not in m.group(1)
 
 
-def test_surrogate_rules_are_deterministic(
-    month_features: pl.DataFrame, labels: np.ndarray
-) -> None:
-    a = surrogate_rules(month_features, labels, seed=3)
-    b = surrogate_rules(month_features, labels, seed=3)
+def test_surrogate_rules_are_deterministic(features: pl.DataFrame, labels: np.ndarray) -> None:
+    a = surrogate_rules(features, labels, seed=3)
+    b = surrogate_rules(features, labels, seed=3)
     assert a.rules.equals(b.rules)
     assert a.fidelity == b.fidelity
