@@ -22,16 +22,15 @@ from sklearn.pipeline import Pipeline
 
 from seg_pipeline.models.store import ModelStore, fingerprint
 from seg_pipeline.resources import query_frame, read_sql
-from seg_pipeline.segmentation.algorithms import (
+from seg_pipeline.segmentation.algorithms import SegmenterFit, fit_segmenter
+from seg_pipeline.segmentation.config import SegmentationConfig
+from seg_pipeline.segmentation.estimators import (
     DensitySegmenter,
     GMMSegmenter,
     KMeansSegmenter,
-    SegmenterFit,
     SOMSegmenter,
     WardSegmenter,
-    fit_segmenter,
 )
-from seg_pipeline.segmentation.config import SegmentationConfig
 from seg_pipeline.segmentation.identity import SegmentMatch, initial_ids, match_segments
 from seg_pipeline.segmentation.preprocess import build_preprocessor, feature_matrix
 from seg_pipeline.segmentation.profiles import name_segments, segment_profiles
