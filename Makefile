@@ -9,6 +9,8 @@ export SEG_DATA_DIR ?= $(CURDIR)/data
 KEY_FILE := $(SEG_DATA_DIR)/.pseudonymisation_key
 DEMO_CUSTOMERS ?= 5000
 DEMO_DAYS ?= 30
+# Last day of the demo (YYYY-MM-DD; default yesterday): the same seed and dates give the same output.
+DEMO_END ?=
 UI_PORT ?= 3000
 
 .PHONY: setup demo test lint format ui bench bench-features bench-segmentation clean
@@ -37,7 +39,7 @@ $(KEY_FILE):
 
 demo: setup $(KEY_FILE)
 	SEG_PSEUDONYMISATION_KEY=$$(cat $(KEY_FILE)) $(BIN)/python -m seg_pipeline.demo \
-		--days $(DEMO_DAYS) --customers $(DEMO_CUSTOMERS)
+		--days $(DEMO_DAYS) --customers $(DEMO_CUSTOMERS) $(if $(DEMO_END),--end $(DEMO_END))
 
 test: setup lint
 	$(BIN)/pytest -q
