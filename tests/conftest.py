@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Before anything imports SciPy, which reads it once: scikit-learn's array-API checks of the
+# segmentation estimators run instead of skipping (they need it set; NumPy inputs are unchanged).
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 import shutil
 from dataclasses import replace
 from datetime import date

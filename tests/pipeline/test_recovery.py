@@ -152,12 +152,11 @@ def test_a_waiting_connection_gets_the_warehouse_as_soon_as_the_holder_is_killed
 def test_a_warehouse_step_that_cannot_get_the_warehouse_fails_after_the_configured_time(
     two_days: TwoDays,
     holder: tuple[Path, subprocess.Popen],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     database, proc = holder
-    monkeypatch.setenv(LOCK_TIMEOUT_ENV, "2")
     settings = Settings.from_env(
         {
+            LOCK_TIMEOUT_ENV: "2",
             "SEG_LANDING_DIR": str(two_days.landing),
             "SEG_TRUTH_DIR": str(two_days.truth),
             "SEG_WAREHOUSE": str(database),

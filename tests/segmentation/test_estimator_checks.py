@@ -40,6 +40,15 @@ ESTIMATORS = [
 
 def expected_failed_checks(estimator: BaseEstimator) -> dict[str, str]:
     """Checks an estimator fails by design, with the reason."""
+    if isinstance(estimator, GMMSegmenter):
+        return {
+            "check_array_api_input": (
+                "scikit-learn's GaussianMixture implements only random initialisations under "
+                "array_api_dispatch and GMMSegmenter starts from k-means (NotImplementedError); "
+                "the pipeline never turns array-API dispatch on, and the segmenters do not "
+                "declare array-API support"
+            )
+        }
     if isinstance(estimator, DensitySegmenter) and estimator.method == "hdbscan":
         return {
             "check_estimators_nan_inf": (
