@@ -8,13 +8,16 @@ import os
 # segmentation estimators run instead of skipping (they need it set; NumPy inputs are unchanged).
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
+import pickle
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import pytest
 from dagster import Definitions, ExecuteInProcessResult
+from filelock import FileLock
 
 from seg_pipeline.definitions import build_definitions
 from seg_pipeline.generator import GenerationSummary, GeneratorConfig, generate
@@ -32,29 +35,58 @@ def _pseudonymisation_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PSEUDONYMISATION_KEY_ENV, TEST_KEY)
 
 
-@pytest.fixture(scope="session")
-def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, GenerationSummary]:
-    """A generated month (1,000 customers, default messiness) as landing files."""
-    root = tmp_path_factory.mktemp("month")
-    settings = Settings.from_env(
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
+) -> Path:
+    """The folder ``name``, filled by ``build`` once per test session.
+
+    Under pytest-xdist the workers share it: the first to ask builds it while holding a file
+    lock, the others wait and reuse it (the session's base folder is the workers' parent).
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / name
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
+def _month_settings(root: Path) -> Settings:
+    return Settings.from_env(
         {
             "SEG_DATA_DIR": str(root),
             "SEG_WAREHOUSE": str(root / "unused.duckdb"),
             "SEG_PARTITIONS_START": MONTH_START.isoformat(),
         }
     )
-    summary = generate(
-        GeneratorConfig(
-            landing_dir=settings.landing_dir,
-            truth_dir=settings.truth_dir,
-            start_date=MONTH_START,
-            end_date=MONTH_END,
-            n_customers=1000,
-            seed=7,
-            messiness=0.02,
+
+
+@pytest.fixture(scope="session")
+def month(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, GenerationSummary]:
+    """A generated month (1,000 customers, default messiness) as landing files."""
+
+    def build(root: Path) -> None:
+        settings = _month_settings(root)
+        summary = generate(
+            GeneratorConfig(
+                landing_dir=settings.landing_dir,
+                truth_dir=settings.truth_dir,
+                start_date=MONTH_START,
+                end_date=MONTH_END,
+                n_customers=1000,
+                seed=7,
+                messiness=0.02,
+            )
         )
-    )
-    return settings, summary
+        (root / "summary.pickle").write_bytes(pickle.dumps(summary))
+
+    root = built_once(tmp_path_factory, "month", build)
+    return _month_settings(root), pickle.loads((root / "summary.pickle").read_bytes())
 
 
 def run_range(
@@ -76,16 +108,14 @@ def loaded_month(
     month: tuple[Settings, GenerationSummary], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """A warehouse file holding the whole month, built once; copy it before changing it."""
-    import os
-
     os.environ.setdefault(PSEUDONYMISATION_KEY_ENV, TEST_KEY)
     settings, _ = month
-    path = tmp_path_factory.mktemp("loaded") / "warehouse.duckdb"
-    result = run_range(
-        build_definitions(replace(settings, warehouse_path=path)), MONTH_START, MONTH_END
-    )
-    assert result.success
-    return path
+
+    def build(folder: Path) -> None:
+        defs = build_definitions(replace(settings, warehouse_path=folder / "warehouse.duckdb"))
+        assert run_range(defs, MONTH_START, MONTH_END).success
+
+    return built_once(tmp_path_factory, "loaded", build) / "warehouse.duckdb"
 
 
 @pytest.fixture
