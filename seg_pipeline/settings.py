@@ -11,6 +11,9 @@ without any set-up; each can be moved with an environment variable:
 - ``SEG_WAREHOUSE_LOCK_TIMEOUT``: seconds a step waits for a warehouse another process holds
   before it gives up naming the holder (600)
 - ``SEG_PARTITIONS_START``: first daily partition (``2025-01-01``)
+- ``SEG_DUCKDB_MEMORY_LIMIT``, ``SEG_DUCKDB_THREADS``, ``SEG_DUCKDB_TEMP_DIR``: DuckDB's
+  ``memory_limit`` (e.g. ``3GB``), ``threads`` and spill folder for every warehouse connection
+  (unset: DuckDB's own defaults, 80% of the RAM, every core, ``<warehouse>.tmp``)
 - ``SEG_PSEUDONYMISATION_KEY``: secret key of the keyed hash of personal data; required to run,
   never in the repository
 - ``DAGSTER_HOME``: the Dagster instance (the Makefile sets ``<repo>/.dagster_home``)
@@ -21,6 +24,7 @@ Settings are read when definitions are built, never at import time.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +49,12 @@ class Settings:
     partitions_start: str
     model_dir: Path
     warehouse_lock_timeout_seconds: float
+    duckdb_memory_limit: str | None = None
+    duckdb_threads: int | None = None
+    duckdb_temp_dir: Path | None = None
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read settings from ``environ`` (default: the process environment)."""
         env = os.environ if environ is None else environ
         data_dir = Path(env.get("SEG_DATA_DIR") or REPO_ROOT / "data")
@@ -59,4 +66,18 @@ class Settings:
             partitions_start=env.get("SEG_PARTITIONS_START") or DEFAULT_PARTITIONS_START,
             model_dir=Path(env.get("SEG_MODEL_DIR") or data_dir / "models"),
             warehouse_lock_timeout_seconds=lock_timeout_from_env(env),
+            duckdb_memory_limit=env.get("SEG_DUCKDB_MEMORY_LIMIT") or None,
+            duckdb_threads=_positive_int(env, "SEG_DUCKDB_THREADS"),
+            duckdb_temp_dir=Path(env["SEG_DUCKDB_TEMP_DIR"])
+            if env.get("SEG_DUCKDB_TEMP_DIR")
+            else None,
         )
+
+
+def _positive_int(env: Mapping[str, str], name: str) -> int | None:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+    return int(value)
