@@ -84,40 +84,6 @@ class Warehouse(DuckDBResource):
         ),
     )
 
-    memory_limit: str | None = Field(
-        default=None,
-        description=(
-            "DuckDB memory_limit of every connection (e.g. '3GB'; definitions read "
-            "SEG_DUCKDB_MEMORY_LIMIT); unset: DuckDB's default, 80% of the RAM. Larger-than-"
-            "memory work spills to temp_directory."
-        ),
-    )
-    threads: int | None = Field(
-        default=None,
-        ge=1,
-        description="DuckDB threads of every connection (SEG_DUCKDB_THREADS); unset: every core.",
-    )
-    temp_directory: str | None = Field(
-        default=None,
-        description=(
-            "Where DuckDB spills what does not fit in memory_limit (SEG_DUCKDB_TEMP_DIR); "
-            "unset: <warehouse>.tmp beside the file."
-        ),
-    )
-
-    def duckdb_config(self) -> dict[str, Any]:
-        """The DuckDB settings every connection opens with."""
-        tuning = {
-            "memory_limit": self.memory_limit,
-            "threads": self.threads,
-            "temp_directory": self.temp_directory,
-        }
-        return {
-            "custom_user_agent": "dagster",
-            **{k: v for k, v in tuning.items() if v is not None},
-            **self.connection_config,
-        }
-
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection to the warehouse, closed on exit even when the body raises.
@@ -158,7 +124,7 @@ class Warehouse(DuckDBResource):
                     raise WarehouseError(str(exc)) from exc
                 fail_dead_runs_from_this_run(log, again=bool(stale))
             # Retry while a DuckDB client outside the lock (e.g. the duckdb CLI) holds the file.
-            config = self.duckdb_config()
+            config = {"custom_user_agent": "dagster", **self.connection_config}
             delay = 0.1
             while True:
                 try:

@@ -73,6 +73,15 @@ class Settings:
             else None,
         )
 
+    def duckdb_config(self) -> dict[str, str | int]:
+        """The DuckDB settings every warehouse connection opens with (only those set)."""
+        tuning = {
+            "memory_limit": self.duckdb_memory_limit,
+            "threads": self.duckdb_threads,
+            "temp_directory": str(self.duckdb_temp_dir) if self.duckdb_temp_dir else None,
+        }
+        return {name: value for name, value in tuning.items() if value is not None}
+
 
 def _positive_int(env: Mapping[str, str], name: str) -> int | None:
     value = (env.get(name) or "").strip()

@@ -62,3 +62,4 @@ def test_duckdb_settings_are_checked_when_read() -> None:
         None,
         None,
     )
+    assert unset.duckdb_config() == {}  # DuckDB's own defaults
