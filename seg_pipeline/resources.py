@@ -261,35 +261,45 @@ def replace_window(
     ``select_sql`` computes the new rows (with bound ``params``). Must run inside
     :func:`transaction`. The table is created from the query's columns on first use; if the
     query's columns no longer match the table's, this fails with both column lists rather than
-    silently writing a different shape. Returns the number of rows written.
+    silently writing a different shape, and a computed row outside the window fails the
+    statement (the caller's transaction rolls back). The rows stream from the query into the
+    table after the window's old rows are deleted (no copy of the window is held on the side),
+    so the query must not read the window of the table it replaces (earlier days it may).
+    Returns the number of rows written.
     """
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE _incoming AS {select_sql}", dict(params))
+    probe = conn.execute(f"SELECT * FROM ({select_sql}) LIMIT 0", dict(params))
+    incoming = [d[0] for d in probe.description]
+    probe.fetchall()
     if not table_exists(conn, table):
-        conn.execute(f"CREATE TABLE {table} AS SELECT * FROM _incoming LIMIT 0")
+        conn.execute(f"CREATE TABLE {table} AS SELECT * FROM ({select_sql}) LIMIT 0", dict(params))
     existing = list(table_columns(conn, table))
-    incoming = list(table_columns(conn, "_incoming"))
     if existing != incoming:
         raise WarehouseError(
             f"{table}: the query's columns {incoming} differ from the table's {existing}; "
             f"drop {table} and re-materialize all its partitions to change its shape"
         )
-    outside = conn.execute(
-        f"SELECT count(*) FROM _incoming "
-        f"WHERE {partition_column} NOT BETWEEN $start_date AND $end_date",
-        {"start_date": start, "end_date": end},
-    ).fetchone()[0]
-    if outside:
-        raise WarehouseError(
-            f"{table}: {outside} computed rows fall outside the partition window {start}..{end}"
-        )
+    window = {**params, "window_first_day": start, "window_last_day": end}
     conn.execute(
-        f"DELETE FROM {table} WHERE {partition_column} BETWEEN $start_date AND $end_date",
-        {"start_date": start, "end_date": end},
+        f"DELETE FROM {table} WHERE {partition_column} "
+        "BETWEEN $window_first_day AND $window_last_day",
+        {"window_first_day": start, "window_last_day": end},
     )
-    conn.execute(f"INSERT INTO {table} SELECT * FROM _incoming")
-    written = conn.execute("SELECT count(*) FROM _incoming").fetchone()[0]
-    drop_tables(conn, "_incoming")
-    return int(written)
+    outside = (
+        f"error('{table}: a computed row falls outside the partition window {start}..{end}: "
+        f"{partition_column} = ' || coalesce({partition_column}::VARCHAR, 'NULL'))"
+    )
+    try:
+        written = conn.execute(
+            f"INSERT INTO {table} SELECT * REPLACE (CASE WHEN {partition_column} "
+            f"BETWEEN $window_first_day AND $window_last_day THEN {partition_column} "
+            f"ELSE {outside} END AS {partition_column}) FROM ({select_sql})",
+            window,
+        ).fetchall()
+    except duckdb.InvalidInputException as exc:
+        if "falls outside the partition window" not in str(exc):
+            raise
+        raise WarehouseError(str(exc).removeprefix("Invalid Input Error: ")) from exc
+    return int(written[0][0]) if written else 0
 
 
 @contextmanager

@@ -6,8 +6,8 @@ their declared types), plus where each row came from (``_partition_date``, ``_so
 (stage ``load``) with file, line, column and error, so nothing delivered is lost.
 
 These functions take an open connection and are called inside one transaction per run by the
-assets; tests call them directly. The queries are the files of ``sql/ingest/``: each format is
-read into temporary tables (``_lines``, ``_json``) and one SELECT per format
+assets; tests call them directly. The queries are the files of ``sql/ingest/``: a text file is
+read into the temporary table ``_lines`` (one row per physical line) and one SELECT per format
 (``parse_<format>.sql``) gives the raw rows that are appended to ``raw_<source>``.
 """
 
@@ -256,10 +256,14 @@ def _csv_header(path: Path) -> list[str]:
     return [c.strip() for c in next(csv.reader([first]), [])]
 
 
-def _read_lines(conn: duckdb.DuckDBPyConnection, path: Path, result: LoadResult) -> None:
-    """Read a text file into temp table ``_lines(line_number, line)``, one row per physical
-    line numbered as in the file; lines that are not valid UTF-8 are quarantined."""
-    _run(conn, "read_lines", result, path=str(path))
+def _read_lines(
+    conn: duckdb.DuckDBPyConnection, path: Path, result: LoadResult, json_lines: bool = False
+) -> None:
+    """Read a text file into temp table ``_lines(line_number, line, is_object)``, one row per
+    physical line numbered as in the file (``is_object``: the line is one JSON object, with
+    ``json_lines``); lines that are not valid UTF-8 are quarantined."""
+    _run(conn, "is_json_object", result)
+    _run(conn, "read_lines", result, path=str(path), json_lines=json_lines)
     _run(conn, "renumber_lines", result)
     result.last_line = int(_run(conn, "last_line", result).fetchone()[0])
     _quarantine_rejects(conn, "encoding_rejects", result)
@@ -295,8 +299,7 @@ def _load_csv(
 def _load_jsonl(
     conn: duckdb.DuckDBPyConnection, source: Source, path: Path, result: LoadResult
 ) -> None:
-    _read_lines(conn, path, result)
-    _run(conn, "json_lines", result)
+    _read_lines(conn, path, result, json_lines=True)
     found = [r[0] for r in _run(conn, "json_keys", result).fetchall()]
     order = {c: i for i, c in enumerate(source.columns)}
     found.sort(key=lambda c: (order.get(c, len(order)), c))
@@ -304,7 +307,7 @@ def _load_jsonl(
     structure = json.dumps({c: "VARCHAR" for c in source.columns})
     _append_rows(conn, source, "parse_jsonl", result, structure=structure)
     _quarantine_rejects(conn, "json_rejects", result)
-    drop_tables(conn, "_lines", "_json")
+    drop_tables(conn, "_lines")
 
 
 def _load_parquet(

@@ -1,13 +1,13 @@
 """Data-quality gates: each table's Great Expectations suite as a Dagster asset check.
 
 ``validate_window`` runs a suite over the partitions [start, end] of its table, in one GX
-validation for the whole window: the rows are read through the warehouse (only the columns the
-suite reads, plus its derived columns computed by DuckDB) into a pandas DataFrame and validated
-by GX's pandas engine (GX's SQL data source gives empty metric results on DuckDB 2.0). The
-table-structure expectations are validated on a frame with the table's columns and no rows;
-the row-count rule once per day on that day's row count. ``report_metadata`` turns the results
-into check metadata with personal values masked. ``build_quality_checks`` wraps both in one
-partitioned, blocking asset check per table.
+validation per set of columns the expectations read, each over the whole window: those columns
+(plus the derived columns they use, computed by DuckDB) are read through the warehouse into a
+pandas DataFrame and validated by GX's pandas engine (GX's SQL data source gives empty metric
+results on DuckDB 2.0). The table-structure expectations are validated on a frame with the
+table's columns and no rows; the row-count rule once per day on that day's row count.
+``report_metadata`` turns the results into check metadata with personal values masked.
+``build_quality_checks`` wraps both in one partitioned, blocking asset check per table.
 
 What keeps a 1M-row window at about a second of validation (it took 14-43 s):
 
@@ -17,7 +17,10 @@ What keeps a 1M-row window at about a second of validation (it took 14-43 s):
   dates, decimals and small integers cast to datetime64[ns], float64 and int64
   (:func:`seg_pipeline.quality.suites.read_cast`), else GX's ``between`` loops in Python;
 - regexes RE2 can run (no ``\\s``, no capturing groups), else pandas loops in Python;
-- one GX context per process, BASIC result format, and no fingerprint of each batch.
+- one GX context per process, BASIC result format, and no fingerprint of each batch;
+- one frame per set of columns (:func:`split_by_columns`): at 10M rows, an in-set rule on a
+  column with nulls took 4.8 s on the whole window's frame and 0.9 s on its own column, and
+  only one part's frame is in memory at a time.
 
 ``great_expectations`` is imported inside the functions that validate, never at module import:
 it takes seconds to import and loading the definitions must stay fast.
@@ -261,6 +264,26 @@ def _split_schema(suite: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     return parts[0], parts[1]
 
 
+def split_by_columns(suite: dict[str, Any]) -> list[dict[str, Any]]:
+    """``suite`` as one sub-suite per set of columns its expectations read, each with only the
+    derived columns it uses. Each part is read and validated on its own frame: GX's pandas
+    engine filters and copies the whole frame for many expectations, so a frame of only the
+    columns at hand is faster, and one part's frame at a time keeps memory to the largest."""
+    derived = {d["name"]: d for d in derived_columns(suite)}
+    parts: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for expectation in suite["expectations"]:
+        parts.setdefault(tuple(sorted(expectation_columns(expectation))), []).append(expectation)
+    meta = suite.get("meta", {})
+    return [
+        {
+            **suite,
+            "expectations": expectations,
+            "meta": {**meta, "derived_columns": [derived[c] for c in columns if c in derived]},
+        }
+        for columns, expectations in parts.items()
+    ]
+
+
 def read_window(
     conn: duckdb.DuckDBPyConnection,
     spec: QualityTable,
@@ -336,11 +359,12 @@ def validate_window(
 
     rows = 0
     if row_suite["expectations"]:
-        frame = read_window(conn, spec, row_suite, types, start, end, share_params)
-        rows = len(frame)
         params = row_parameters(row_suite, start, end, lateness_days, now=now)
-        outcomes |= _outcomes(_gx_validate(frame, row_suite, params), by_label)
-        del frame
+        for part in split_by_columns(row_suite):
+            frame = read_window(conn, spec, part, types, start, end, share_params)
+            rows = len(frame)
+            outcomes |= _outcomes(_gx_validate(frame, part, params), by_label)
+            del frame
 
     notes: list[str] = []
     if partition_suite["expectations"]:

@@ -1,4 +1,4 @@
 -- Every key used by the file's JSON objects (the file's columns).
 select distinct unnest(json_keys(line)) as key
-from _json
-where is_valid
+from _lines
+where is_object

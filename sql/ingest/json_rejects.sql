@@ -6,5 +6,5 @@ select
     'INVALID JSON' as error_type,
     'line is not a valid JSON object' as error_message,
     line as raw_line
-from _json
-where not is_valid
+from _lines
+where line is not null and not is_object
