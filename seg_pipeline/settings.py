@@ -12,8 +12,9 @@ without any set-up; each can be moved with an environment variable:
   before it gives up naming the holder (600)
 - ``SEG_PARTITIONS_START``: first daily partition (``2025-01-01``)
 - ``SEG_DUCKDB_MEMORY_LIMIT``, ``SEG_DUCKDB_THREADS``, ``SEG_DUCKDB_TEMP_DIR``: DuckDB's
-  ``memory_limit`` (e.g. ``3GB``), ``threads`` and spill folder for every warehouse connection
-  (unset: DuckDB's own defaults, 80% of the RAM, every core, ``<warehouse>.tmp``)
+  ``memory_limit``, ``threads`` and spill folder for every warehouse connection (defaults:
+  ``3GB``, measured to keep a day of 10M web events under 4 GiB in all without losing speed;
+  DuckDB's own: every core, ``<warehouse>.tmp``)
 - ``SEG_PSEUDONYMISATION_KEY``: secret key of the keyed hash of personal data; required to run,
   never in the repository
 - ``DAGSTER_HOME``: the Dagster instance (the Makefile sets ``<repo>/.dagster_home``)
@@ -36,6 +37,9 @@ EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 
 PSEUDONYMISATION_KEY_ENV = "SEG_PSEUDONYMISATION_KEY"
 DEFAULT_PARTITIONS_START = "2025-01-01"
+# make bench-day (1M customers, 10M web events, 2 cores): no limit 189 s and a 4.4 GB peak of the
+# process tree; 3GB 166 s and 3.6 GB; 2GB slower (242 s) as window sorts spill.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "3GB"
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ class Settings:
     partitions_start: str
     model_dir: Path
     warehouse_lock_timeout_seconds: float
-    duckdb_memory_limit: str | None = None
+    duckdb_memory_limit: str | None = DEFAULT_DUCKDB_MEMORY_LIMIT
     duckdb_threads: int | None = None
     duckdb_temp_dir: Path | None = None
 
@@ -66,7 +70,7 @@ class Settings:
             partitions_start=env.get("SEG_PARTITIONS_START") or DEFAULT_PARTITIONS_START,
             model_dir=Path(env.get("SEG_MODEL_DIR") or data_dir / "models"),
             warehouse_lock_timeout_seconds=lock_timeout_from_env(env),
-            duckdb_memory_limit=env.get("SEG_DUCKDB_MEMORY_LIMIT") or None,
+            duckdb_memory_limit=env.get("SEG_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT,
             duckdb_threads=_positive_int(env, "SEG_DUCKDB_THREADS"),
             duckdb_temp_dir=Path(env["SEG_DUCKDB_TEMP_DIR"])
             if env.get("SEG_DUCKDB_TEMP_DIR")

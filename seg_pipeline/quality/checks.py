@@ -20,7 +20,9 @@ What keeps a 1M-row window at about a second of validation (it took 14-43 s):
 - one GX context per process, BASIC result format, and no fingerprint of each batch;
 - one frame per set of columns (:func:`split_by_columns`): at 10M rows, an in-set rule on a
   column with nulls took 4.8 s on the whole window's frame and 0.9 s on its own column, and
-  only one part's frame is in memory at a time.
+  only one part's frame is in memory at a time;
+- uniqueness of a key computed by DuckDB
+  (:func:`seg_pipeline.quality.suites.unique_keys_in_sql`), not by hashing strings in pandas.
 
 ``great_expectations`` is imported inside the functions that validate, never at module import:
 it takes seconds to import and loading the definitions must stay fast.
@@ -69,6 +71,7 @@ from seg_pipeline.quality.suites import (
     suite_columns,
     suite_labels,
     table_column_types,
+    unique_keys_in_sql,
 )
 from seg_pipeline.resources import Warehouse, bind_params
 
@@ -293,11 +296,13 @@ def read_window(
     end: date,
     sql_params: dict[str, Any] | None = None,
 ) -> Any:
-    """The window's rows as a pandas DataFrame: only the table columns ``suite`` reads, plus
-    its derived columns (``sql_params`` bound where their SQL names them), through Arrow
-    (pyarrow-backed strings, datetime64[ns]; DuckDB's ``.df()`` builds Python string objects and
-    takes about four times as long)."""
-    columns = [c for c in suite_columns(suite) if c in types]
+    """The window's rows as a pandas DataFrame: only the table columns ``suite``'s expectations
+    name, plus its derived columns (computed by DuckDB from the columns they declare, with
+    ``sql_params`` bound where their SQL names them), through Arrow (pyarrow-backed strings,
+    datetime64[ns]; DuckDB's ``.df()`` builds Python string objects and takes about four times
+    as long)."""
+    named = {c for e in suite["expectations"] for c in expectation_columns(e)}
+    columns = [c for c in suite_columns(suite) if c in types and c in named]
     # A derived column over a missing column is left out: GX then reports the missing column
     # on the expectations that use it, as it does for a missing table column.
     derived = [d for d in derived_columns(suite) if set(d["columns"]) <= set(types)]
@@ -348,6 +353,7 @@ def validate_window(
     }
     row_suite, partition_suite = split_suite(suite)
     row_suite, schema_suite = _split_schema(row_suite)
+    row_suite = unique_keys_in_sql(row_suite)
     by_label = {e["meta"]["label"]: e for e in suite["expectations"]}
     types = table_column_types(conn, spec.table)
 

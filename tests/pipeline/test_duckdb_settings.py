@@ -58,8 +58,8 @@ def test_duckdb_settings_are_checked_when_read() -> None:
         Settings.from_env({"SEG_DUCKDB_THREADS": "two"})
     unset = Settings.from_env({})
     assert (unset.duckdb_memory_limit, unset.duckdb_threads, unset.duckdb_temp_dir) == (
-        None,
+        "3GB",
         None,
         None,
     )
-    assert unset.duckdb_config() == {}  # DuckDB's own defaults
+    assert unset.duckdb_config() == {"memory_limit": "3GB"}  # else DuckDB's own defaults
