@@ -84,7 +84,7 @@ def build_truth_checks(
                 **{f"rfm_baseline_{k}": v for k, v in rfm.items()},
                 "max_single_feature_ari": hardness["max_single_feature_ari"],
                 "single_feature_ari": MetadataValue.json(hardness["single_feature_ari"]),
-                "supervised_cv_accuracy": hardness["supervised_cv_accuracy"],
+                "supervised_holdout_accuracy": hardness["supervised_holdout_accuracy"],
             },
         )
 

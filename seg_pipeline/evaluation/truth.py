@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict, cross_val_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
 from sklearn.tree import DecisionTreeClassifier
 
 from seg_pipeline.segmentation.config import SegmentationConfig
@@ -40,7 +40,8 @@ def recovery_scores(
     if joined.is_empty():
         raise ValueError("no segmented customer appears in the truth file")
     labels = joined["segment_id"].to_numpy()
-    personas = joined["persona"].to_numpy()
+    # integer codes: scikit-learn's contingency table sorts Python strings (12 s at 1M rows)
+    personas = joined["persona"].cast(pl.String).rank("dense").to_numpy()
     out: dict[str, float | int] = {
         "customers": joined.height,
         "ari": round(float(adjusted_rand_score(personas, labels)), 4),
@@ -70,8 +71,10 @@ def difficulty_report(
 
     (a) For each feature alone, the ARI of the best split of that feature into personas: a
     depth-3 decision tree on that one feature fitted to the truth, cross-validated. (b) The
-    supervised ceiling: cross-validated accuracy of gradient boosting on all the features.
-    Customers are sampled (seeded) to at most ``max_rows``.
+    supervised ceiling: accuracy of gradient boosting on all the features, fitted on three
+    quarters of the customers and scored on the rest (stratified; five folds cost 11 s on 20,000
+    customers for a figure one holdout gives within about a point). Customers are sampled
+    (seeded) to at most ``max_rows``.
     """
     joined = features.join(truth, on="customer_id", how="inner")
     if joined.height > max_rows:
@@ -86,11 +89,14 @@ def difficulty_report(
         tree = DecisionTreeClassifier(max_depth=3, random_state=config.seed)
         predicted = cross_val_predict(tree, column, y, cv=cv)
         single[name] = round(float(adjusted_rand_score(y, predicted)), 4)
-    booster = HistGradientBoostingClassifier(random_state=config.seed)
-    accuracy = float(np.mean(cross_val_score(booster, x, y, cv=cv)))
+    train, test = train_test_split(
+        np.arange(len(y)), test_size=0.25, stratify=y, random_state=config.seed
+    )
+    booster = HistGradientBoostingClassifier(random_state=config.seed).fit(x[train], y[train])
+    accuracy = float(booster.score(x[test], y[test]))
     return {
         "customers": joined.height,
         "single_feature_ari": single,
         "max_single_feature_ari": max(single.values()),
-        "supervised_cv_accuracy": round(accuracy, 4),
+        "supervised_holdout_accuracy": round(accuracy, 4),
     }

@@ -79,7 +79,7 @@ def test_the_personas_are_not_given_away(month_features: pl.DataFrame, month) ->
     )
     print(f"\ndifficulty {report}")
     assert report["max_single_feature_ari"] <= 0.5
-    assert 0.8 < report["supervised_cv_accuracy"] < 0.98
+    assert 0.8 < report["supervised_holdout_accuracy"] < 0.98
 
 
 def test_the_model_is_refitted_by_age_not_every_day(loaded_settings: Settings) -> None:
