@@ -430,3 +430,64 @@ def test_malformed_json_lines(corpus: Corpus) -> None:
     assert [q["rule"] for q in hits] == ["invalid_json", "invalid_json"]
     raw = corpus.query("SELECT count(*) FROM raw_web_events WHERE _partition_date = $d", {"d": DAY})
     assert raw[0][0] == good
+
+
+def test_web_event_repeats_and_session_stitching(corpus: Corpus) -> None:
+    """The last delivery of an event id wins (an exact repeat is dropped, a different earlier
+    version quarantined); an anonymous event takes the customer of a kept row of its session,
+    never one whose own row was quarantined."""
+    lines = corpus.lines(WEB_EVENTS)
+    kept = corpus.query(
+        "SELECT min(event_id) FROM stg_web_events WHERE arrival_date = $d AND NOT is_late "
+        "AND customer_id IS NOT NULL",
+        {"d": DAY},
+    )[0][0]
+    template = next(json.loads(x) for x in lines if f'"{kept}"' in x)
+    known = corpus.query(
+        "SELECT min(customer_id) FROM stg_crm_customers WHERE arrival_date < $d", {"d": DAY}
+    )[0][0]
+
+    def event(event_id: str, session: str, customer: str | None, **extra: str) -> str:
+        return json.dumps(
+            {
+                **template,
+                "event_id": event_id,
+                "session_id": session,
+                "customer_id": customer,
+                "anonymous_id": None if customer else f"anon-{event_id}",
+                **extra,
+            }
+        )
+
+    added = [
+        event("ev-a", "s-known", known),
+        event("ev-b", "s-known", None),
+        event("ev-c", "s-unknown", "C-NOT-IN-CRM"),
+        event("ev-d", "s-unknown", None),
+        event("ev-e", "s-repeat", known),
+        event("ev-e", "s-repeat", known),
+        event("ev-f", "s-versions", known, url="/old"),
+        event("ev-f", "s-versions", known, url="/new"),
+    ]
+    first = len(lines) + 1
+    corpus.write(WEB_EVENTS, "\n".join(lines + added) + "\n")
+    corpus.stage(WEB_EVENTS)
+
+    staged = corpus.query(
+        "SELECT event_id, resolved_customer_id, url FROM stg_web_events "
+        "WHERE arrival_date = $d AND event_id LIKE 'ev-%' ORDER BY event_id",
+        {"d": DAY},
+    )
+    assert staged == [
+        ("ev-a", known, template["url"]),
+        ("ev-b", known, template["url"]),
+        ("ev-d", None, template["url"]),
+        ("ev-e", known, template["url"]),
+        ("ev-f", known, "/new"),
+    ]
+    hits = {
+        (q["rule"], q["line_number"])
+        for q in corpus.quarantined("stg_web_events")
+        if q["line_number"] >= first
+    }
+    assert hits == {("unknown_customer", first + 2), ("duplicate_key", first + 6)}
