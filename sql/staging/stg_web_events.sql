@@ -85,70 +85,45 @@ explained as (
     from checked
 ),
 
-repeated_keys as (
-    -- Keys that rows breaking no rule share on an arrival day, with the version that wins:
-    -- the last delivery. Found by aggregating the key alone, so the wide rows are never sorted.
-    select
-        arrival_date,
-        event_id,
-        max(_record_number) as kept_record_number,
-        arg_max(_content_hash, _record_number) as kept_content_hash
-    from explained
-    where _rule is null
-    group by arrival_date, event_id
-    having count(*) > 1
-),
-
-versions as (
-    -- Each row with the winning version of its key, if the key repeats. An exact repeat of
-    -- the winner is redundant; a different earlier version breaks the rule duplicate_key.
-    select
-        e.*,
-        e._rule is null
-        and e._record_number <> r.kept_record_number as _is_superseded,
-        r.kept_content_hash
-    from explained as e
-    left join repeated_keys as r
-        on e.arrival_date = r.arrival_date and e.event_id = r.event_id
-),
-
-session_customers as (
-    -- The customer who logged in during each session of an arrival day, from the rows kept.
-    select arrival_date, session_id, max(customer_id) as session_customer_id
-    from versions
-    where _rule is null and not coalesce(_is_superseded, false) and customer_id is not null
-    group by arrival_date, session_id
-),
-
 deduplicated as (
     -- The last delivery of a key wins; an exact repeat is dropped, a conflicting earlier
-    -- version is quarantined. Anonymous events of a kept row belong to the customer who
-    -- logged in during the same session.
+    -- version is quarantined. Windows stay within the arrival day.
     select
-        v.* exclude (_rule, _reason, _is_superseded, kept_content_hash),
+        * exclude (_rule, _reason),
         case
-            when v._rule is not null then v._rule
-            when v._is_superseded and v._content_hash <> v.kept_content_hash
-                then 'duplicate_key'
+            when _rule is not null then _rule
+            when _keep_rank > 1 and _content_hash <> _kept_hash then 'duplicate_key'
         end as _rule,
         case
-            when v._rule is not null then v._reason
-            when v._is_superseded and v._content_hash <> v.kept_content_hash
+            when _rule is not null then _reason
+            when _keep_rank > 1 and _content_hash <> _kept_hash
                 then 'a later line of the same file has the same event_id'
         end as _reason,
-        coalesce(v._is_superseded and v._content_hash = v.kept_content_hash, false)
-            as _is_redundant,
+        _rule is null and _keep_rank > 1 and _content_hash = _kept_hash as _is_redundant
+    from (
+        select
+            *,
+            row_number() over w as _keep_rank,
+            first_value(_content_hash) over w as _kept_hash
+        from explained
+        window w as (
+            partition by arrival_date, event_id, _rule is null
+            order by _record_number desc
+        )
+    )
+),
+
+stitched as (
+    -- Anonymous events belong to the customer who logged in during the same session.
+    select
+        *,
         coalesce(
-            v.customer_id,
-            case
-                when v._rule is null and not coalesce(v._is_superseded, false)
-                    then s.session_customer_id
-            end
+            customer_id,
+            max(customer_id) over (
+                partition by arrival_date, session_id, _rule is null and not _is_redundant
+            )
         ) as resolved_customer_id
-    from versions as v
-    left join session_customers as s
-        on v.arrival_date = s.arrival_date
-        and v.session_id is not distinct from s.session_id
+    from deduplicated
 )
 
 select
@@ -171,4 +146,4 @@ select
     _rule,
     _reason,
     _is_redundant
-from deduplicated
+from stitched
