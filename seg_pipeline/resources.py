@@ -289,17 +289,17 @@ def replace_window(
         f"{partition_column} = ' || coalesce({partition_column}::VARCHAR, 'NULL'))"
     )
     try:
-        written = conn.execute(
+        (written,) = conn.execute(
             f"INSERT INTO {table} SELECT * REPLACE (CASE WHEN {partition_column} "
             f"BETWEEN $window_first_day AND $window_last_day THEN {partition_column} "
             f"ELSE {outside} END AS {partition_column}) FROM ({select_sql})",
             window,
-        ).fetchall()
+        ).fetchall()[0]
     except duckdb.InvalidInputException as exc:
         if "falls outside the partition window" not in str(exc):
             raise
         raise WarehouseError(str(exc).removeprefix("Invalid Input Error: ")) from exc
-    return int(written[0][0]) if written else 0
+    return int(written)
 
 
 @contextmanager

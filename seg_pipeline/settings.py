@@ -53,7 +53,7 @@ class Settings:
     partitions_start: str
     model_dir: Path
     warehouse_lock_timeout_seconds: float
-    duckdb_memory_limit: str | None = DEFAULT_DUCKDB_MEMORY_LIMIT
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     duckdb_threads: int | None = None
     duckdb_temp_dir: Path | None = None
 

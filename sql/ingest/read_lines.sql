@@ -2,9 +2,9 @@
 -- line. JSON text cannot contain a raw unit separator (chr(31)) and the CSV contract has no
 -- newlines inside fields, so reading with it as the delimiter and no quoting splits on newlines
 -- only. Lines that are not valid UTF-8 are left out here and listed in _line_rejects (line,
--- csv_line); renumber_lines.sql gives the kept lines their physical numbers back. With $json_lines,
--- is_object says whether each line is one JSON object (is_json_object.sql), computed here in
--- parallel with the read instead of in a later pass over the table.
+-- csv_line); renumber_lines.sql gives the kept lines their physical numbers back. With
+-- $json_lines, is_object says whether each line is one JSON object (is_json_object.sql),
+-- computed here in parallel with the read instead of in a later pass over the table.
 create or replace temp table _lines as
 select
     row_number() over () as line_number,
