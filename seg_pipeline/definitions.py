@@ -15,6 +15,7 @@ from seg_pipeline.ops.schedules import (
     build_refit_segmentation_job,
 )
 from seg_pipeline.partitions import daily_partitions
+from seg_pipeline.predictive.assets import build_predictive_assets
 from seg_pipeline.quality.checks import build_quality_checks
 from seg_pipeline.quality.quarantine import QualityPolicy
 from seg_pipeline.resources import LandingZone, Warehouse
@@ -46,6 +47,7 @@ def build_definitions(
             *build_staging_assets(partitions_def),
             *build_feature_assets(partitions_def),
             *build_segmentation_assets(partitions_def),
+            *build_predictive_assets(partitions_def),
         ],
         asset_checks=checks,
         jobs=[daily_job, build_refit_segmentation_job()],

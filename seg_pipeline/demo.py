@@ -7,6 +7,7 @@ The run goes through the local Dagster instance ($DAGSTER_HOME), so it appears i
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 from datetime import UTC, date, datetime, timedelta
@@ -47,6 +48,36 @@ def print_segments(warehouse: Warehouse, day: date) -> None:
         print(f"  {segment_id:>3} {name:<26} {n:>7,} {share:>6.1%}  {first_rule}")
 
 
+def demo_horizons(days: int) -> dict[str, int]:
+    """Predictive horizons that a demo of ``days`` days can train on (a training set needs
+    about twice the churn horizon of history; production defaults are 90 and 30 days)."""
+    return {
+        "churn_horizon_days": max(7, days // 4),
+        "purchase_horizon_days": max(5, days // 8),
+        "cutoff_every_days": max(2, days // 15),
+    }
+
+
+def print_models(warehouse: Warehouse, day: date) -> None:
+    """Each target's champion on ``day``: its validation figures beside the best baseline."""
+    with warehouse.connection() as conn:
+        rows = query_frame(
+            conn, read_sql("predictive/champions_with_figures"), {"as_of_date": day}
+        ).rows()
+    print(f"\nPredictive models on {day} (table predictive_models; customer_scores per customer)")
+    for target, horizon, version, metrics, details in rows:
+        if version is None:
+            print(f"  {target:<9} {horizon:>3} days: no champion yet")
+            continue
+        metrics, details = json.loads(metrics), json.loads(details)
+        name, best = max(details["baselines"].items(), key=lambda kv: kv[1]["roc_auc"])
+        print(
+            f"  {target:<9} {horizon:>3} days: {details['family']} ROC AUC {metrics['roc_auc']:.3f}"
+            f" (best baseline {name} {best['roc_auc']:.3f}), calibration error "
+            f"{metrics['ece']:.3f}, validation cut-off {details['validation_cutoff']}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--days", type=int, default=30)
@@ -82,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     generated = time.perf_counter()
     print(f"  done in {generated - began:.1f} s: {len(summary.files)} files")
 
+    horizons = demo_horizons(args.days)
     print(f"Materializing every daily asset for {start}..{end} as one backfill run ...")
+    print(
+        f"  predictive horizons for {args.days} days of history: churn "
+        f"{horizons['churn_horizon_days']} days, purchase {horizons['purchase_horizon_days']} days"
+    )
     result = run_daily_range(
         build_definitions(settings),
         start,
@@ -90,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         instance=DagsterInstance.get(),
         raise_on_error=False,
         log_level="INFO",
+        op_config={"predictive_models": horizons},
     )
     ok = result.success
     finished = time.perf_counter()
@@ -101,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {table:<28} {rows:>12,}")
     if ok:
         print_segments(warehouse, end)
+        print_models(warehouse, end)
     print(f"\nWarehouse:  {settings.warehouse_path}")
     print(f"Landing:    {settings.landing_dir}")
     print("Dagster UI: make ui, then open http://localhost:3000 (lineage under Assets)")

@@ -25,7 +25,8 @@ RECOVERY_TARGET = {"default": 0.8, "other": 0.6}
 def build_truth_checks(
     partitions_def: DailyPartitionsDefinition, truth_dir: Path
 ) -> list[AssetChecksDefinition]:
-    """Evaluation of customer_segments against the generator's planted personas."""
+    """Evaluation of customer_segments against the generator's planted personas, and of the
+    predictive champions against an oracle that knows the planted purchase process."""
 
     @asset_check(
         asset="customer_segments",
@@ -88,4 +89,38 @@ def build_truth_checks(
             },
         )
 
-    return [segments_recover_planted_personas]
+    @asset_check(
+        asset="predictive_models",
+        name="models_against_planted_truth",
+        description=(
+            "On generated data only: for each target's champion on the last day, ROC AUC on "
+            "its validation cut-off beside the best baseline's and an oracle's that knows "
+            "every customer's true purchase rate and drop-out probability "
+            "(seg_pipeline/evaluation/predictive.py): the headroom left and the share of the "
+            "baseline-to-oracle gap the model closes. Warns if a baseline beats a champion."
+        ),
+        partitions_def=partitions_def,
+        blocking=False,
+    )
+    def models_against_planted_truth(
+        context: AssetCheckExecutionContext, warehouse: Warehouse, models: ModelStore
+    ) -> AssetCheckResult:
+        from seg_pipeline.evaluation.predictive import against_truth, read_rates
+
+        rates = read_rates(truth_dir)
+        if rates is None:
+            return AssetCheckResult(
+                passed=True, metadata={"note": f"no truth file in {truth_dir}: nothing to judge"}
+            )
+        _, end = window_dates(context)
+        with warehouse.connection() as conn:
+            figures = against_truth(conn, models, end, rates)
+        if not figures:
+            return AssetCheckResult(passed=True, metadata={"note": f"no champion on {end}"})
+        passed = all(f["model_roc_auc"] > f["best_baseline_roc_auc"] for f in figures.values())
+        metadata: dict = {"as_of_date": end.isoformat()}
+        for target, values in figures.items():
+            metadata.update({f"{target}_{k}": v for k, v in values.items()})
+        return AssetCheckResult(passed=passed, severity=AssetCheckSeverity.WARN, metadata=metadata)
+
+    return [segments_recover_planted_personas, models_against_planted_truth]

@@ -20,12 +20,15 @@ from seg_pipeline.segmentation.preprocess import feature_matrix
 TRUTH_FILE = "customers.parquet"
 
 
-def read_truth(truth_dir: Path) -> pl.DataFrame | None:
-    """customer_id and planted persona from the generator's truth folder, if it exists."""
+def read_truth(
+    truth_dir: Path, columns: tuple[str, ...] = ("customer_id", "persona")
+) -> pl.DataFrame | None:
+    """``columns`` of the generator's truth file (default: customer_id and planted persona),
+    if the truth folder holds one."""
     path = Path(truth_dir) / TRUTH_FILE
     if not path.exists():
         return None
-    return pl.read_parquet(path, columns=["customer_id", "persona"])
+    return pl.read_parquet(path, columns=list(columns))
 
 
 def recovery_scores(

@@ -37,8 +37,18 @@ from seg_pipeline.resources import query_frame, read_sql
 
 ARTIFACT_FORMAT = "skops"
 # Beyond skops' defaults (builtins, NumPy arrays, SciPy sparse, scikit-learn estimators):
-# NumPy dtype objects, which the imputers keep and which carry no code.
-TRUSTED_TYPES = ("numpy.dtype",)
+# - NumPy dtype objects, which the imputers keep and which carry no code;
+# - what a HistGradientBoosting model with categorical inputs holds: its trees
+#   (TreePredictor, left out of skops' defaults because a crafted node array can crash
+#   prediction; here a file is loaded only if its SHA-256 is the one registered when this
+#   pipeline wrote it) and its input check, check_array bound with functools.partial (skops
+#   still refuses a partial of any function not listed).
+TRUSTED_TYPES = (
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "functools.partial",
+    "sklearn.utils.validation.check_array",
+)
 
 
 class ModelStoreError(RuntimeError):

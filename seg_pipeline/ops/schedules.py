@@ -16,7 +16,9 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 # Runs that write the warehouse carry this tag; dagster.yaml lets one such run go at a time.
 WAREHOUSE_RUN_TAG = {"seg/warehouse": "duckdb"}
 DAILY_JOB_NAME = "daily_pipeline"
-DAILY_SELECTION = AssetSelection.groups("raw", "staging", "privacy", "features", "segmentation")
+DAILY_SELECTION = AssetSelection.groups(
+    "raw", "staging", "privacy", "features", "segmentation", "predictive"
+)
 REFIT_JOB_NAME = "refit_segmentation"
 
 
@@ -27,7 +29,7 @@ def build_daily_job() -> UnresolvedAssetJobDefinition:
         tags=WAREHOUSE_RUN_TAG,
         description=(
             "Every daily table for one day (or, as a backfill, a range of days): load, stage, "
-            "check, features, review NLP, lifetime value and segments."
+            "check, features, review NLP, lifetime value, segments, predictive models and scores."
         ),
     )
 

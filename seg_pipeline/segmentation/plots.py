@@ -28,7 +28,8 @@ DPI = 80
 SIZE = (7.5, 5.0)  # inches: 600 x 400 px at DPI
 
 
-def _to_png(fig: Figure) -> bytes:
+def to_png(fig: Figure) -> bytes:
+    """The figure as PNG bytes at :data:`DPI`; the figure is closed."""
     buf = io.BytesIO()
     try:
         fig.savefig(buf, format="png", dpi=DPI)
@@ -117,7 +118,7 @@ def projection_scatter(
     bytes
         PNG image.
     """
-    return _to_png(_projection_figure(X, labels, names, seed, max_points))
+    return to_png(_projection_figure(X, labels, names, seed, max_points))
 
 
 def _dendrogram_figure(linkage: np.ndarray, truncate_p: int = 30) -> Figure:
@@ -161,7 +162,7 @@ def dendrogram_plot(linkage: np.ndarray, truncate_p: int = 30) -> bytes:
     bytes
         PNG image.
     """
-    return _to_png(_dendrogram_figure(linkage, truncate_p))
+    return to_png(_dendrogram_figure(linkage, truncate_p))
 
 
 def _profile_heatmap_figure(
@@ -231,7 +232,7 @@ def profile_heatmap(
     bytes
         PNG image (diverging colours centred on 0, cells annotated with the value).
     """
-    return _to_png(_profile_heatmap_figure(profiles, features, names))
+    return to_png(_profile_heatmap_figure(profiles, features, names))
 
 
 # Metric, title, whether higher is better.
@@ -297,7 +298,7 @@ def k_selection_plot(k_scores: pl.DataFrame) -> bytes:
     bytes
         PNG image.
     """
-    return _to_png(_k_selection_figure(k_scores))
+    return to_png(_k_selection_figure(k_scores))
 
 
 def _segment_sizes_figure(sizes: pl.DataFrame) -> Figure:
@@ -354,7 +355,7 @@ def segment_sizes_plot(sizes: pl.DataFrame) -> bytes:
     bytes
         PNG image.
     """
-    return _to_png(_segment_sizes_figure(sizes))
+    return to_png(_segment_sizes_figure(sizes))
 
 
 def png_markdown(png: bytes, alt: str) -> str:

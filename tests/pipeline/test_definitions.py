@@ -33,6 +33,8 @@ EXPECTED_ASSETS = {
     "customer_segments",
     "segment_migrations",
     "segment_profiles",
+    "predictive_models",
+    "customer_scores",
 }
 
 
@@ -52,7 +54,14 @@ def test_every_asset_is_described_owned_and_backfills_in_one_run() -> None:
     graph = _defs().resolve_asset_graph()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        assert node.group_name in {"raw", "staging", "privacy", "features", "segmentation"}, key
+        assert node.group_name in {
+            "raw",
+            "staging",
+            "privacy",
+            "features",
+            "segmentation",
+            "predictive",
+        }, key
         assert node.description and len(node.description) > 40, key
         assert "duckdb" in node.kinds, key
         assert node.owners == ["team:data-engineering"], key

@@ -274,6 +274,7 @@ def test_metadata_has_counts_schema_and_no_personal_data(month, tmp_path) -> Non
         assert not any(e and e in text for e in emails)
         assert not EMAIL.search(text)
         seen.add(materialization.asset_key.to_user_string())
-    # the 18 tables of before, plus the two feature tables that are now assets of their own
-    assert len(seen) == 20
+    # the 18 tables of before, the two feature tables that are now assets of their own and
+    # the two predictive tables
+    assert len(seen) == 22
     assert {"customer_feature_state", "web_session_fragments"} <= seen

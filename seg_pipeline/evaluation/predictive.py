@@ -1,0 +1,114 @@
+"""The best any churn or purchase model could do on generated data: an oracle that knows each
+customer's true purchase rate and drop-out probability.
+
+The generator simulates a daily BG/NBD-like process: while alive, a customer places
+Poisson(lambda) orders a day; after a day with k orders they drop out with probability
+1 - (1 - p)^k. Given the true (lambda, p) and the history observed up to a cut-off C (orders
+placed, the last order day t and the k orders on it; none before the generated period), the
+probability of being alive at C is
+
+    P(alive) = A / (A + D),  A = (1 - p)^k * exp(-lambda * (C - t)),  D = 1 - (1 - p)^k
+
+(1 for a customer without an order), and of ordering within h days P(alive) *
+(1 - exp(-lambda * h)). Cancellations, campaign conversions and first-day orders of new sign-ups
+are left out, so the oracle is a close upper reference, not an exact bound.
+
+Reads the generator's truth file; nothing that produces scores imports this module.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+from sklearn.metrics import roc_auc_score
+
+from seg_pipeline.evaluation.truth import read_truth
+from seg_pipeline.models.store import ModelStore
+from seg_pipeline.predictive.config import PredictiveConfig, Target
+from seg_pipeline.resources import query_frame, read_sql
+
+
+def read_rates(truth_dir: Path) -> pl.DataFrame | None:
+    """customer_id, true daily purchase rate and drop-out probability, if a truth file exists."""
+    return read_truth(truth_dir, ("customer_id", "lambda", "p_dropout"))
+
+
+def oracle_scores(
+    conn: duckdb.DuckDBPyConnection,
+    customers: pl.Series,
+    cutoff: date,
+    target: Target,
+    rates: pl.DataFrame,
+) -> np.ndarray:
+    """The oracle's probability of ``target`` for each of ``customers`` at ``cutoff``."""
+    history = query_frame(conn, read_sql("evaluation/order_history"), {"as_of_date": cutoff})
+    rows = (
+        pl.DataFrame({"customer_id": customers})
+        .join(rates, on="customer_id", how="left")
+        .join(history, on="customer_id", how="left")
+    )
+    if rows["lambda"].null_count():
+        raise ValueError(f"{rows['lambda'].null_count()} scored customers are not in the truth")
+    lam = rows["lambda"].to_numpy()
+    p = rows["p_dropout"].to_numpy()
+    k = rows["orders_on_last_day"].fill_null(0).to_numpy().astype(float)
+    since = (
+        rows.select((pl.lit(cutoff) - pl.col("last_order_date")).dt.total_days().fill_null(0))
+        .to_series()
+        .to_numpy()
+    )
+    stays = (1 - p) ** k
+    alive_weight = stays * np.exp(-lam * since)
+    alive = np.where(k > 0, alive_weight / (alive_weight + (1 - stays)), 1.0)
+    buys = alive * (1 - np.exp(-lam * target.horizon_days))
+    return 1 - buys if target.positive_when_no_order else buys
+
+
+def against_truth(
+    conn: duckdb.DuckDBPyConnection, models: ModelStore, day: date, rates: pl.DataFrame
+) -> dict[str, dict[str, float | str]]:
+    """Per target with a champion on ``day``: ROC AUC of the champion, the best baseline and the
+    oracle on the champion's validation cut-off, rows rebuilt with the champion's settings."""
+    from seg_pipeline.predictive import training
+    from seg_pipeline.predictive.daily import load_score_model
+
+    champions = query_frame(conn, read_sql("predictive/champions_of_day"), {"as_of_date": day})
+    out: dict[str, dict[str, float | str]] = {}
+    for target_name, version in champions.iter_rows():
+        if version is None:
+            continue
+        found = models.version(conn, version)
+        assert found is not None
+        model = load_score_model(conn, models, target_name, version)
+        settings = PredictiveConfig(**found.params)
+        cutoff = date.fromisoformat(found.details["validation_cutoff"])
+        sizes = training.snapshot_sizes(conn, found.training_end)
+        rows = training.cutoff_rows(
+            conn, cutoff, sizes[cutoff], model.target, found.training_end, settings
+        )
+        y = rows["_label"].to_numpy()
+        baselines = {
+            name: roc_auc_score(y, score)
+            for name, score in training.baseline_scores(conn, rows, model.target).items()
+        }
+        best = max(baselines, key=baselines.get)
+        oracle = roc_auc_score(
+            y, oracle_scores(conn, rows["customer_id"], cutoff, model.target, rates)
+        )
+        auc = roc_auc_score(y, model.predict(rows))
+        gap = oracle - baselines[best]
+        out[target_name] = {
+            "champion": version,
+            "validation_cutoff": cutoff.isoformat(),
+            "model_roc_auc": round(float(auc), 4),
+            "best_baseline": best,
+            "best_baseline_roc_auc": round(float(baselines[best]), 4),
+            "oracle_roc_auc": round(float(oracle), 4),
+            "headroom": round(float(oracle - auc), 4),
+            "gap_closed": round(float((auc - baselines[best]) / gap), 3) if gap > 0 else None,
+        }
+    return out

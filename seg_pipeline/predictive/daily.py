@@ -1,0 +1,324 @@
+"""What the predictive stage's daily tables hold, as plain functions (connection and day in,
+frame out), and the metadata of their runs.
+
+- ``predictive_models``: per day and target, the champion in force; on a refit day the
+  challenger trained that day, how it compared with the champion and the baselines, and
+  whether it was promoted;
+- ``customer_scores``: every customer's churn risk (and decile), purchase propensity,
+  expected lifetime value and segment, with the model versions used.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+from dagster import MetadataValue, get_dagster_logger
+
+from seg_pipeline.features.reviews import refit_day
+from seg_pipeline.metadata import PlotFolder, markdown_table
+from seg_pipeline.models.store import ModelStore, fingerprint
+from seg_pipeline.predictive.config import PredictiveConfig, Target
+from seg_pipeline.predictive.model import MODEL_CLASSES, ScoreModel
+from seg_pipeline.resources import query_frame, read_sql, table_exists
+
+MODELS_SCHEMA = {
+    "as_of_date": pl.Date,
+    "target": pl.String,
+    "horizon_days": pl.Int64,
+    "champion_version": pl.String,
+    "challenger_version": pl.String,
+    "promoted": pl.Boolean,
+    "decision": pl.String,
+    "validation_cutoff": pl.Date,
+    "metric": pl.String,
+    "challenger_score": pl.Float64,
+    "champion_score": pl.Float64,
+}
+PERMUTATION_ROWS = 5_000
+PERMUTATION_REPEATS = 3
+
+
+def _previous_champion(conn: duckdb.DuckDBPyConnection, target: str, day: date) -> str | None:
+    if not table_exists(conn, "predictive_models"):
+        return None
+    frame = query_frame(
+        conn, read_sql("predictive/champion_before"), {"target": target, "as_of_date": day}
+    )
+    return frame["champion_version"][0] if frame.height else None
+
+
+def load_score_model(
+    conn: duckdb.DuckDBPyConnection, models: ModelStore, target: str, version: str
+) -> ScoreModel:
+    return models.load(conn, version, MODEL_CLASSES[target])
+
+
+def _explain(model: ScoreModel, valid: pl.DataFrame, y: np.ndarray, seed: int) -> dict[str, Any]:
+    """Calibration curve and permutation importance (ROC AUC drop) on the validation rows."""
+    from sklearn.calibration import calibration_curve
+    from sklearn.inspection import permutation_importance
+
+    p = model.predict(valid)
+    observed, predicted = calibration_curve(y, p, n_bins=10, strategy="quantile")
+    rng = np.random.default_rng(seed)
+    take = rng.choice(valid.height, size=min(PERMUTATION_ROWS, valid.height), replace=False)
+    x = model.matrix(valid[np.sort(take)])
+    result = permutation_importance(
+        model.estimator,
+        x,
+        y[np.sort(take)],
+        scoring="roc_auc",
+        n_repeats=PERMUTATION_REPEATS,
+        random_state=seed,
+    )
+    order = np.argsort(-result.importances_mean)
+    return {
+        "calibration_curve": {
+            "predicted": [round(float(v), 4) for v in predicted],
+            "observed": [round(float(v), 4) for v in observed],
+        },
+        "permutation_importance": {
+            model.features[i]: round(float(result.importances_mean[i]), 5) for i in order[:15]
+        },
+    }
+
+
+def _train_or_find(
+    conn: duckdb.DuckDBPyConnection,
+    day: date,
+    target: Target,
+    settings: PredictiveConfig,
+    models: ModelStore,
+    champion: str | None,
+) -> dict[str, Any]:
+    """The refit day's challenger: found in the store (a re-run) or trained, judged against
+    ``champion`` and saved. Returns the decision fields of the day's row."""
+    from seg_pipeline.predictive import training
+
+    version = f"{day:%Y%m%d}-{target.name}-{fingerprint(settings.model_dump())}"
+    found = models.version(conn, version)
+    if found is None:
+        try:
+            challenger = training.train_challenger(conn, day, target, settings)
+        except training.NotEnoughHistory as why:
+            get_dagster_logger().info(f"{target.name} {day}: no challenger: {why}")
+            return {"decision": f"no challenger: {why}"}
+        current = load_score_model(conn, models, target.name, champion) if champion else None
+        promoted, reason = training.champion_decision(challenger, current, settings.champion_metric)
+        metrics = {**challenger.metrics}
+        details = {
+            **training.summary_of(challenger),
+            **_explain(challenger.model, challenger.valid, challenger.y_valid, settings.seed),
+            "champion_before": champion,
+            "champion_metrics": challenger.champion_metrics,
+            "promoted": promoted,
+            "decision": reason,
+            "calibration": challenger.model.calibration,
+            "family": challenger.model.family,
+        }
+        found = models.save(
+            conn,
+            challenger.model,
+            version,
+            training_end=day,
+            training_start=min(challenger.plan.training_cutoffs),
+            params=settings.model_dump(),
+            metrics=metrics,
+            details=details,
+        )
+        get_dagster_logger().info(f"{target.name} {day}: challenger {version}: {reason}")
+    details, metric = found.details, settings.champion_metric
+    champion_metrics = details.get("champion_metrics") or {}
+    return {
+        "challenger_version": version,
+        "promoted": details["promoted"],
+        "decision": details["decision"],
+        "validation_cutoff": date.fromisoformat(details["validation_cutoff"]),
+        "metric": metric,
+        "challenger_score": found.metrics.get(metric),
+        "champion_score": champion_metrics.get(metric),
+    }
+
+
+def predictive_models_rows(
+    conn: duckdb.DuckDBPyConnection, day: date, settings: PredictiveConfig, models: ModelStore
+) -> pl.DataFrame:
+    """The ``predictive_models`` rows of ``day``, one per target: the champion of the day
+    before, replaced by the day's challenger if it is better (refit days only)."""
+    settings = settings or PredictiveConfig()
+    rows = []
+    for target in settings.targets():
+        champion = _previous_champion(conn, target.name, day)
+        row: dict[str, Any] = {
+            "as_of_date": day,
+            "target": target.name,
+            "horizon_days": target.horizon_days,
+            "promoted": False,
+            "decision": "not a refit day",
+        }
+        if refit_day(day, settings.refit_every_days) == day:
+            row.update(_train_or_find(conn, day, target, settings, models, champion))
+            if row["promoted"]:
+                champion = row["challenger_version"]
+        row["champion_version"] = champion
+        rows.append(row)
+    return pl.DataFrame(rows, schema=MODELS_SCHEMA)
+
+
+def summarize_models(
+    conn: duckdb.DuckDBPyConnection,
+    start: date,
+    end: date,
+    last: pl.DataFrame,
+    settings: PredictiveConfig,
+    models: ModelStore,
+    plots: PlotFolder,
+) -> dict[str, Any]:
+    """Metadata: per target, the champion on the run's last day, its validation figures beside
+    the baselines, the latest decision, calibration curve and permutation importance."""
+    from seg_pipeline.predictive import plots as draw
+
+    meta: dict[str, Any] = {}
+    for row in last.iter_rows(named=True):
+        target, version = row["target"], row["champion_version"]
+        meta[f"{target}_champion"] = version or "none"
+        meta[f"{target}_decision"] = row["decision"]
+        if version is None:
+            continue
+        found = models.version(conn, version)
+        assert found is not None
+        details = found.details
+        header = ("score", "ROC AUC", "PR AUC", "Brier", "ECE", "lift top 10%", "capture top 10%")
+        table = [
+            (
+                f"model ({details['family']}, {details['calibration']})",
+                *(found.metrics.get(k) for k in ("roc_auc", "pr_auc", "brier", "ece")),
+                found.metrics["lift_top10"],
+                found.metrics["capture_top10"],
+            ),
+            *(
+                (name, m["roc_auc"], m["pr_auc"], None, None, m["lift_top10"], m["capture_top10"])
+                for name, m in details["baselines"].items()
+            ),
+        ]
+        meta[f"{target}_validation"] = MetadataValue.md(
+            f"Validation cut-off {details['validation_cutoff']}, "
+            f"{details['validation_rows']} customers; trained on "
+            f"{details['train_rows']} rows of {len(details['training_cutoffs'])} cut-offs.\n\n"
+            + markdown_table(header, [_rounded(r) for r in table])
+        )
+        meta[f"{target}_roc_auc"] = found.metrics["roc_auc"]
+        meta[f"{target}_ece"] = found.metrics["ece"]
+        folder = f"predictive_models/{version}"
+        plots.attach(
+            meta,
+            folder,
+            f"{target}_calibration",
+            draw.calibration_plot(target, details["calibration_curve"]),
+            f"{target} calibration",
+        )
+        plots.attach(
+            meta,
+            folder,
+            f"{target}_importance",
+            draw.importance_plot(target, details["permutation_importance"]),
+            f"{target} permutation importance",
+        )
+    return meta
+
+
+def _rounded(row: tuple) -> tuple:
+    return tuple(round(v, 4) if isinstance(v, float) else v for v in row)
+
+
+# ---------------------------------------------------------------------------- scores
+
+
+def customer_scores_rows(
+    conn: duckdb.DuckDBPyConnection, day: date, settings: None, models: ModelStore
+) -> pl.DataFrame:
+    """Every customer of customer_features on ``day`` with the champions' scores of that day
+    (null where a target has no champion yet), expected CLV and segment."""
+    features = query_frame(
+        conn, read_sql("segmentation/customer_features_of_day"), {"as_of_date": day}
+    )
+    champions = query_frame(conn, read_sql("predictive/champions_of_day"), {"as_of_date": day})
+    versions = dict(zip(champions["target"], champions["champion_version"], strict=True))
+    columns: dict[str, pl.Series] = {}
+    for target in ("churn", "purchase"):
+        version = versions.get(target)
+        column = "churn_risk" if target == "churn" else "purchase_propensity"
+        if version is None:
+            scores = pl.Series(column, [None] * features.height, dtype=pl.Float64)
+        else:
+            model = load_score_model(conn, models, target, version)
+            scores = pl.Series(column, model.predict(features).round(4))
+        columns[column] = scores
+        columns[f"{target}_model_version"] = pl.Series(
+            f"{target}_model_version", [version] * features.height, dtype=pl.String
+        )
+    frame = pl.DataFrame(
+        {
+            "as_of_date": pl.Series([day] * features.height, dtype=pl.Date),
+            "customer_id": features["customer_id"],
+            **columns,
+        }
+    ).with_columns(
+        ((pl.col("churn_risk").rank("ordinal") - 1) * 10 // pl.col("churn_risk").count() + 1)
+        .cast(pl.Int8)
+        .alias("churn_risk_decile")
+    )
+    extra = query_frame(conn, read_sql("predictive/score_context"), {"as_of_date": day})
+    return frame.join(extra, on="customer_id", how="left").select(
+        "as_of_date",
+        "customer_id",
+        "churn_risk",
+        "churn_risk_decile",
+        "purchase_propensity",
+        "expected_clv",
+        "prob_alive",
+        "segment_id",
+        "segment_name",
+        "churn_model_version",
+        "purchase_model_version",
+    )
+
+
+def summarize_scores(
+    conn: duckdb.DuckDBPyConnection, start: date, end: date, last: pl.DataFrame, *_: Any
+) -> dict[str, Any]:
+    """Metadata: the last day's score distributions and their shift from the day before."""
+    previous = query_frame(
+        conn, read_sql("predictive/scores_of_day"), {"as_of_date": end - timedelta(days=1)}
+    )
+    meta: dict[str, Any] = {}
+    rows = []
+    for column in ("churn_risk", "purchase_propensity", "expected_clv"):
+        values = last[column].drop_nulls()
+        if values.is_empty():
+            continue
+        q = values.quantile
+        shift = None
+        if column in previous.columns and previous[column].drop_nulls().len():
+            shift = round(float(values.mean() - previous[column].drop_nulls().mean()), 4)
+        rows.append(
+            (
+                column,
+                values.len(),
+                round(float(values.mean()), 4),
+                *(round(float(q(x)), 4) for x in (0.1, 0.5, 0.9)),
+                shift,
+            )
+        )
+        meta[f"mean_{column}"] = float(values.mean())
+    meta["score_distribution"] = MetadataValue.md(
+        markdown_table(
+            ("score", "customers", "mean", "p10", "median", "p90", "mean shift from day before"),
+            rows,
+        )
+    )
+    return meta

@@ -1,0 +1,281 @@
+"""Point-in-time training sets, the baselines, and a challenger trained and judged on them.
+
+For a training day T and a target with horizon h:
+
+- the **validation cut-off** is V = T - h, the latest day whose label window (V, V + h] has
+  fully happened by T;
+- the **training cut-offs** are V - h, V - h - step, ... (``training_cutoffs`` of them, those
+  with a customer_features snapshot), so every training label ends on or before V: no
+  training row knows anything of the validation window.
+
+A row is a customer's customer_features snapshot on a cut-off C and the days to their next
+completed order after C (``sql/predictive/training_rows.sql``); the label is derived from it
+by the target. Features never read past C, labels never past T.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from seg_pipeline.predictive.config import PredictiveConfig, Target
+from seg_pipeline.predictive.metrics import score_metrics
+from seg_pipeline.predictive.model import ScoreModel, fit_candidate
+from seg_pipeline.resources import bind_params, query_frame, read_sql
+
+
+class NotEnoughHistory(ValueError):
+    """The warehouse does not hold the snapshots or labels a training set needs."""
+
+
+@dataclass(frozen=True)
+class CutoffPlan:
+    """The cut-offs of one training set."""
+
+    training_day: date
+    validation_cutoff: date
+    training_cutoffs: tuple[date, ...]  # newest first
+
+
+def snapshot_sizes(conn: duckdb.DuckDBPyConnection, up_to: date) -> dict[date, int]:
+    """Customers per customer_features snapshot day, up to ``up_to``."""
+    frame = query_frame(conn, read_sql("predictive/snapshot_sizes"), {"as_of_date": up_to})
+    return dict(zip(frame["as_of_date"], frame["customers"], strict=True))
+
+
+def cutoff_plan(
+    day: date, target: Target, settings: PredictiveConfig, available: Collection[date]
+) -> CutoffPlan:
+    """The cut-offs of a training set for ``target`` trained on ``day`` (module docstring).
+
+    Raises
+    ------
+    NotEnoughHistory
+        When the validation cut-off or every training cut-off has no snapshot.
+    """
+    h = timedelta(days=target.horizon_days)
+    validation = day - h
+    if validation not in available:
+        raise NotEnoughHistory(
+            f"{target.name}: no customer_features snapshot on the validation cut-off "
+            f"{validation} ({target.horizon_days} days before {day})"
+        )
+    step = timedelta(days=settings.cutoff_every_days)
+    wanted = [validation - h - k * step for k in range(settings.training_cutoffs)]
+    training = tuple(c for c in wanted if c in available)
+    if not training:
+        raise NotEnoughHistory(
+            f"{target.name}: no customer_features snapshot on any training cut-off "
+            f"({', '.join(str(c) for c in wanted)}); training needs about "
+            f"{2 * target.horizon_days} days of history before {day}"
+        )
+    return CutoffPlan(day, validation, training)
+
+
+def cutoff_rows(
+    conn: duckdb.DuckDBPyConnection,
+    cutoff: date,
+    customers: int,
+    target: Target,
+    known_on: date,
+    settings: PredictiveConfig,
+) -> pl.DataFrame:
+    """Rows of one cut-off (features on ``cutoff``, days to next order as known on
+    ``known_on``), a seeded sample of about ``max_rows_per_cutoff`` of its ``customers``, with
+    the target's label in ``_label``."""
+    count = customers
+    per_million = min(1_000_000, int(np.ceil(settings.max_rows_per_cutoff / max(count, 1) * 1e6)))
+    sql = read_sql("predictive/training_rows")
+    params = {
+        "cutoff_date": cutoff,
+        "label_end_date": min(cutoff + timedelta(days=target.horizon_days), known_on),
+        "as_of_date": known_on,
+        "seed": settings.seed,
+        "sample_per_million": per_million,
+    }
+    frame = query_frame(conn, sql, bind_params(sql, params)).sort("customer_id")
+    return frame.with_columns(label(frame, target).alias("_label"))
+
+
+def label(frame: pl.DataFrame, target: Target) -> pl.Series:
+    """1 where the target happened: churn = no completed order within the horizon, purchase =
+    one within it (``days_to_next_order`` is null when there was none)."""
+    ordered = frame["days_to_next_order"].le(target.horizon_days).fill_null(False)
+    return (~ordered if target.positive_when_no_order else ordered).cast(pl.Int8)
+
+
+def training_set(
+    conn: duckdb.DuckDBPyConnection, plan: CutoffPlan, target: Target, settings: PredictiveConfig
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(training rows of every training cut-off stacked, validation rows)."""
+    sizes = snapshot_sizes(conn, plan.training_day)
+
+    def rows(cutoff: date) -> pl.DataFrame:
+        return cutoff_rows(conn, cutoff, sizes[cutoff], target, plan.training_day, settings)
+
+    train = pl.concat([rows(c) for c in plan.training_cutoffs], how="vertical_relaxed")
+    return train, rows(plan.validation_cutoff)
+
+
+# ---------------------------------------------------------------------------- baselines
+
+BASELINES: tuple[str, ...] = ("recency", "rfm", "bgnbd_prob_alive", "bgnbd_expected_purchases")
+
+
+def baseline_scores(
+    conn: duckdb.DuckDBPyConnection, rows: pl.DataFrame, target: Target
+) -> dict[str, np.ndarray]:
+    """Each baseline's score of ``rows`` (one cut-off's), oriented so that higher means the
+    target is more likely:
+
+    - recency: days since the last completed order (since sign-up for customers without one);
+    - rfm: the sum of the RFM quintile scores (sql/segmentation/customer_rfm.sql);
+    - bgnbd_prob_alive / bgnbd_expected_purchases: customer_clv on the cut-off (BG/NBD covers
+      customers with a purchase; the others score 0).
+    """
+    cutoff = rows["as_of_date"][0]
+    ids = rows.select("customer_id")
+    rfm = query_frame(conn, read_sql("segmentation/customer_rfm"), {"as_of_date": cutoff})
+    rfm = ids.join(rfm, on="customer_id", how="left").select(
+        (
+            pl.col("rfm_recency_score")
+            + pl.col("rfm_frequency_score")
+            + pl.col("rfm_monetary_score")
+        ).fill_null(0)
+    )
+    clv = query_frame(
+        conn,
+        read_sql("predictive/clv_baseline"),
+        {"as_of_date": cutoff, "horizon_days": target.horizon_days},
+    )
+    clv = ids.join(clv, on="customer_id", how="left").fill_null(0.0)
+    recency = (
+        rows.select(pl.coalesce("recency_days", "tenure_days").cast(pl.Float64))
+        .to_series()
+        .to_numpy()
+    )
+    toward_purchase = {
+        "recency": -recency,
+        "rfm": rfm.to_series().to_numpy().astype(float),
+        "bgnbd_prob_alive": clv["prob_alive"].to_numpy(),
+        "bgnbd_expected_purchases": clv["expected_purchases"].to_numpy(),
+    }
+    sign = -1.0 if target.positive_when_no_order else 1.0
+    return {name: sign * score for name, score in toward_purchase.items()}
+
+
+# ---------------------------------------------------------------------------- challenger
+
+
+@dataclass
+class Challenger:
+    """A trained challenger and how every candidate, baseline and the champion did on its
+    validation cut-off."""
+
+    model: ScoreModel
+    plan: CutoffPlan
+    metrics: dict[str, float]
+    candidates: dict[str, dict[str, float]]
+    baselines: dict[str, dict[str, float]]
+    train_rows: int
+    valid: pl.DataFrame = field(repr=False)
+    y_valid: np.ndarray = field(repr=False)
+    champion_metrics: dict[str, float] | None = None
+
+
+def excluded_inputs(settings: PredictiveConfig) -> set[str]:
+    return set() if settings.use_protected_attributes else set(settings.protected_attributes)
+
+
+def train_challenger(
+    conn: duckdb.DuckDBPyConnection,
+    day: date,
+    target: Target,
+    settings: PredictiveConfig,
+) -> Challenger:
+    """Train every candidate family on the training cut-offs of ``day``; the best on the
+    validation cut-off (by ``champion_metric``) is the challenger.
+
+    Raises
+    ------
+    NotEnoughHistory
+        Too few snapshots, or fewer than ``min_labels`` of either class.
+    """
+    plan = cutoff_plan(day, target, settings, snapshot_sizes(conn, day))
+    train, valid = training_set(conn, plan, target, settings)
+    y_train = train["_label"].to_numpy()
+    y_valid = valid["_label"].to_numpy()
+    for name, y in (("training", y_train), ("validation", y_valid)):
+        smallest = int(min(y.sum(), len(y) - y.sum()))
+        if smallest < settings.min_labels:
+            raise NotEnoughHistory(
+                f"{target.name}: the {name} rows hold {smallest} of the rarer label "
+                f"(min_labels {settings.min_labels})"
+            )
+    candidates: dict[str, dict[str, float]] = {}
+    best: tuple[float, ScoreModel] | None = None
+    for family in settings.candidates:
+        model = fit_candidate(
+            family,
+            target,
+            train,
+            y_train,
+            valid,
+            y_valid,
+            excluded=excluded_inputs(settings),
+            seed=settings.seed,
+        )
+        metrics = score_metrics(y_valid, model.predict(valid), is_probability=True)
+        candidates[family] = metrics
+        if best is None or metrics[settings.champion_metric] > best[0]:
+            best = (metrics[settings.champion_metric], model)
+    assert best is not None
+    baselines = {
+        name: score_metrics(y_valid, score, is_probability=False)
+        for name, score in baseline_scores(conn, valid, target).items()
+    }
+    model = best[1]
+    return Challenger(
+        model=model,
+        plan=plan,
+        metrics=candidates[model.family],
+        candidates=candidates,
+        baselines=baselines,
+        train_rows=train.height,
+        valid=valid,
+        y_valid=y_valid,
+    )
+
+
+def champion_decision(
+    challenger: Challenger, champion: ScoreModel | None, metric: str
+) -> tuple[bool, str]:
+    """(promote?, why): the challenger replaces the champion only if it scores higher on
+    ``metric`` on the challenger's validation cut-off, where both are scored."""
+    new = challenger.metrics[metric]
+    if champion is None:
+        return True, f"no champion yet; challenger {metric} {new:.4f}"
+    old = score_metrics(challenger.y_valid, champion.predict(challenger.valid), is_probability=True)
+    challenger.champion_metrics = old
+    cut = challenger.plan.validation_cutoff
+    if new > old[metric]:
+        return True, f"challenger {metric} {new:.4f} > champion {old[metric]:.4f} on {cut}"
+    return False, f"challenger {metric} {new:.4f} <= champion {old[metric]:.4f} on {cut}"
+
+
+def summary_of(challenger: Challenger) -> dict[str, Any]:
+    """The figures of a challenger kept with its model version."""
+    return {
+        "validation_cutoff": challenger.plan.validation_cutoff.isoformat(),
+        "training_cutoffs": [c.isoformat() for c in challenger.plan.training_cutoffs],
+        "train_rows": challenger.train_rows,
+        "validation_rows": challenger.valid.height,
+        "candidates": challenger.candidates,
+        "baselines": challenger.baselines,
+    }

@@ -1,0 +1,121 @@
+"""predictive_models and customer_scores as Dagster assets on the generated month: too little
+history for the default horizons, a champion trained and used with short ones, the same rows
+on a re-run."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from seg_pipeline.definitions import build_definitions
+from seg_pipeline.resources import query_frame
+from seg_pipeline.settings import Settings
+from tests.conftest import MONTH_END, run_range, warehouse_for
+from tests.helpers import fingerprint, materializations, metadata_text
+
+REFIT_DAY = date(2026, 1, 26)  # a Monday
+SHORT = {
+    "predictive_models": {
+        "churn_horizon_days": 7,
+        "purchase_horizon_days": 5,
+        "cutoff_every_days": 2,
+    }
+}
+
+
+def _table(conn, sql: str, *params) -> pl.DataFrame:
+    return query_frame(conn, sql, list(params))
+
+
+def test_a_month_is_too_short_for_the_default_horizons(loaded_settings: Settings) -> None:
+    with warehouse_for(loaded_settings).connection() as conn:
+        models = _table(conn, "SELECT * FROM predictive_models ORDER BY as_of_date, target")
+        scores = _table(conn, "SELECT * FROM customer_scores WHERE as_of_date = ?", MONTH_END)
+        customers = _table(
+            conn, "SELECT count(*) AS n FROM customer_features WHERE as_of_date = ?", MONTH_END
+        )["n"][0]
+    assert models.height == 2 * 31
+    assert models["champion_version"].null_count() == models.height
+    mondays = models.filter(pl.col("decision") != "not a refit day")
+    assert sorted(set(mondays["as_of_date"])) == [date(2026, 1, d) for d in (5, 12, 19, 26)]
+    churn = mondays.filter(pl.col("target") == "churn")["decision"].to_list()
+    assert all("no customer_features snapshot on the validation cut-off" in d for d in churn)
+    # every customer is scored each day: no model yet, so the scores are null, the rest is there
+    assert scores.height == customers
+    assert scores["churn_risk"].null_count() == scores.height
+    assert scores["segment_id"].null_count() == 0
+    assert scores["expected_clv"].null_count() < scores.height
+
+
+def test_a_champion_is_trained_promoted_and_scores_every_customer(
+    loaded_settings: Settings,
+) -> None:
+    defs = build_definitions(loaded_settings)
+    assets = ["predictive_models", "customer_scores"]
+    result = run_range(defs, REFIT_DAY, MONTH_END, assets=assets, op_config=SHORT)
+    with warehouse_for(loaded_settings).connection() as conn:
+        models = _table(
+            conn,
+            "SELECT * FROM predictive_models WHERE as_of_date >= ? ORDER BY as_of_date, target",
+            REFIT_DAY,
+        )
+        scores = _table(conn, "SELECT * FROM customer_scores WHERE as_of_date = ?", MONTH_END)
+        registry = _table(conn, "SELECT kind, model_version FROM model_registry ORDER BY kind")
+        first = {name: fingerprint(conn, name) for name in assets}
+
+    refit = models.filter(pl.col("as_of_date") == REFIT_DAY)
+    assert refit["promoted"].to_list() == [True, True]
+    assert all(d.startswith("no champion yet") for d in refit["decision"])
+    assert refit["validation_cutoff"].to_list() == [date(2026, 1, 19), date(2026, 1, 21)]
+    champions = dict(zip(refit["target"], refit["challenger_version"], strict=True))
+    later = models.filter(pl.col("as_of_date") > REFIT_DAY)
+    assert set(later["decision"]) == {"not a refit day"}
+    for target, version in champions.items():
+        assert set(later.filter(pl.col("target") == target)["champion_version"]) == {version}
+    assert registry.filter(pl.col("model_version").is_in(list(champions.values()))).height == 2
+    assert set(registry["kind"]) >= {"churn", "purchase"}
+
+    # every customer scored with calibrated probabilities by the champions
+    assert scores["churn_risk"].null_count() == 0
+    assert scores["churn_risk"].is_between(0, 1).all()
+    assert scores["purchase_propensity"].is_between(0, 1).all()
+    assert set(scores["churn_model_version"]) == {champions["churn"]}
+    assert set(scores["purchase_model_version"]) == {champions["purchase"]}
+    deciles = scores["churn_risk_decile"].value_counts().sort("churn_risk_decile")
+    assert deciles["churn_risk_decile"].to_list() == list(range(1, 11))
+    assert deciles["count"].max() - deciles["count"].min() <= 1
+    # a higher decile never has a lower risk
+    by_decile = (
+        scores.group_by("churn_risk_decile")
+        .agg(pl.col("churn_risk").min().alias("low"), pl.col("churn_risk").max().alias("high"))
+        .sort("churn_risk_decile")
+    )
+    assert (by_decile["low"][1:] >= by_decile["high"][:-1]).all()
+
+    meta = materializations(result)
+    text = metadata_text(meta["predictive_models"])
+    for baseline in ("recency", "rfm", "bgnbd_prob_alive", "bgnbd_expected_purchases"):
+        assert baseline in text
+    for plot in ("churn_calibration", "churn_importance", "purchase_calibration"):
+        assert f"plot_{plot}" in meta["predictive_models"]
+    assert "score_distribution" in meta["customer_scores"]
+    assert "C0" not in metadata_text(meta["predictive_models"])  # no customer ids
+
+    # on generated data the champions are compared with an oracle that knows the truth
+    (check,) = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "models_against_planted_truth"
+    ]
+    figures = {k: v.value for k, v in check.metadata.items()}
+    for target in ("churn", "purchase"):
+        assert figures[f"{target}_champion"] == champions[target]
+        assert 0.5 < figures[f"{target}_model_roc_auc"] <= 1
+        assert figures[f"{target}_oracle_roc_auc"] > figures[f"{target}_best_baseline_roc_auc"]
+
+    # a re-run of the window finds the refit day's models in the store: the same rows
+    run_range(defs, REFIT_DAY, MONTH_END, assets=assets, op_config=SHORT)
+    with warehouse_for(loaded_settings).connection() as conn:
+        assert _table(conn, "SELECT count(*) AS n FROM model_registry")["n"][0] == registry.height
+        assert {name: fingerprint(conn, name) for name in assets} == first
