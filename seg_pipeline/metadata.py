@@ -1,7 +1,9 @@
 """Materialization metadata shared by every warehouse asset: row counts, schema, preview,
 plots.
 
-Previews never show personal data: columns that hold it (or its hashes) are left out.
+Previews never show personal data: columns that hold it (or its hashes) are left out, and so
+are a customer's structured attributes (birth year, age band, gender, country), which metadata
+shows only as shares of a group (segment profiles).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from pydantic import Field
 from seg_pipeline.resources import query_frame
 
 PERSONAL_COLUMNS = frozenset({"email", "phone", "first_name", "last_name", "birth_date"})
+# One customer's structured attributes: not personal data in the sense above (kept in checks
+# and quarantine), but shown only as shares of a group, never in a row preview.
+DEMOGRAPHIC_COLUMNS = frozenset({"birth_year", "age_band", "gender", "country", "country_code"})
 PREVIEW_ROWS = 5
 
 
@@ -63,7 +68,7 @@ def window_metadata(
     descriptions: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Row count of the window, the table's schema (with column ``descriptions``) and a
-    preview without personal data."""
+    preview without personal data or demographic attributes."""
     params = {"start_date": start, "end_date": end}
     where = f"WHERE {partition_column} BETWEEN $start_date AND $end_date"
     row_count = conn.execute(f"SELECT count(*) FROM {table} {where}", params).fetchone()[0]
@@ -75,7 +80,11 @@ def window_metadata(
         "partition_window": f"{start.isoformat()}..{end.isoformat()}",
     }
     if preview:
-        shown = [c.name for c in schema.columns if not is_personal(c.name)]
+        shown = [
+            c.name
+            for c in schema.columns
+            if not is_personal(c.name) and c.name not in DEMOGRAPHIC_COLUMNS
+        ]
         select = ", ".join(f'"{c}"' for c in shown)
         frame = query_frame(
             conn, f"SELECT {select} FROM {table} {where} LIMIT {PREVIEW_ROWS}", params

@@ -114,7 +114,8 @@ CUSTOMER_FEATURE_STATE_TABLE = DailyTable(
     deps=("stg_crm_customers", "stg_orders", "stg_campaign_sends", "review_nlp"),
     description=(
         "Per customer and day, the running totals behind customer_features that do not "
-        "depend on the day (counts, sums, first and last dates, gaps). Day D is the state of "
+        "depend on the day (counts, sums, first and last dates, gaps; the latest CRM "
+        "version's attributes). Day D is the state of "
         "D - 1 with only the customers touched on D recomputed (incremental), or every "
         "customer when D - 1 is missing. A working table, materialized with customer_features: "
         f"the last {STATE_KEEP_DAYS + 1} days are kept. Source: "
@@ -136,8 +137,9 @@ CUSTOMER_FEATURES_TABLE = DailyTable(
         "One row per customer known to the CRM as of each day: recency, frequency, "
         "monetary value, order intervals, returns, cancellations, discounts, category and "
         "channel shares, 30/90-day web engagement, campaign response and review sentiment "
-        "and topic, using only rows that happened and arrived on or before the day "
-        "(point in time). Columns: docs/data_dictionary.md. Source: "
+        "and topic, and the age band, gender and country of the latest CRM version, using "
+        "only rows that happened and arrived on or before the day (point in time). Columns: "
+        "docs/data_dictionary.md. Source: "
         "sql/features/customer_features.sql."
     ),
     sql="features/customer_features",

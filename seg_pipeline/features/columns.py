@@ -25,6 +25,15 @@ CUSTOMER_FEATURES: dict[str, str] = {
     "first order day in the warehouse) + 1, at least 1. Denominator of the per-month rates.",
     "has_marketing_consent": "Marketing consent in the latest CRM version. "
     "Source: stg_crm_customers.",
+    "age_band": "Age band of the age in the year of as_of_date (year(as_of_date) - birth_year): "
+    "'<25', '25-34', '35-44', '45-54', '55-64' or '65+'; null when the birth year is unknown "
+    "(or after that year). Descriptive (segment profiles), not a segmentation feature. "
+    "Source: stg_crm_customers.birth_year (latest version delivered by as_of_date).",
+    "gender": "Gender in the latest CRM version: 'F', 'M', 'X' or null when unknown. "
+    "Descriptive (segment profiles), not a segmentation feature. Source: stg_crm_customers.",
+    "country": "Country of the latest CRM version, ISO 3166-1 alpha-2 code; null when unknown. "
+    "Descriptive (segment profiles), not a segmentation feature. "
+    "Source: stg_crm_customers.country_code.",
     "recency_days": "Days since the last completed order: as_of_date - last_order_date; "
     f"null without orders. Source: {_ORD}.",
     "first_order_date": f"Day of the first completed order. Source: {_ORD}.",
@@ -188,7 +197,8 @@ def data_dictionary_markdown() -> str:
         "- `customer_feature_state` (partition `as_of_date`, the last "
         f"{STATE_KEEP_DAYS + 1} days kept): per",
         "  customer the running totals behind customer_features that do not depend on the day",
-        "  (`sql/features/customer_feature_state.sql`). Day D is the state of D - 1 with only the",
+        "  (and the birth year, gender and country of the latest CRM version;",
+        "  `sql/features/customer_feature_state.sql`). Day D is the state of D - 1 with only the",
         "  customers touched on D recomputed (a row of theirs arrived or was re-delivered, or the",
         "  CRM sent them); without the state of D - 1 (or with `incremental: false`) every",
         "  customer is computed.",

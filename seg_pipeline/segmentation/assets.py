@@ -76,9 +76,11 @@ SEGMENT_PROFILES_TABLE = DailyTable(
     deps=("customer_segments", "customer_features"),
     description=(
         "Per segment and day: size and share, mean and median of the key features against "
-        "the whole base, lift, the features that set it apart most, its name, and readable "
-        "rules from a shallow surrogate decision tree (with the tree's fidelity). Plots "
-        "(last day of the run): 2-D projection, profile heatmap, segment sizes over time."
+        "the whole base, lift, the features that set it apart most, its name, readable "
+        "rules from a shallow surrogate decision tree (with the tree's fidelity), and the "
+        "share of each age band, gender and country against the whole base "
+        "(attribute_shares; descriptive, not used by the model). Plots (last day of the "
+        "run): 2-D projection, profile heatmap, attribute shares, segment sizes over time."
     ),
     compute=daily.segment_profiles_rows,
     resources=("models", "plots"),

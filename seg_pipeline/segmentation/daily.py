@@ -35,6 +35,8 @@ SURROGATE_ROWS = 100_000
 SURROGATE_DEPTH = 4
 # Days of segment sizes shown by the sizes-over-time plot.
 SIZES_PLOT_DAYS = 90
+# Known categories per attribute in the metadata's share tables (the rest are "other").
+SHARE_TABLE_CATEGORIES = 10
 
 MODEL_DAY_SCHEMA = {
     "as_of_date": pl.Date,
@@ -296,6 +298,29 @@ def rules_text(rules: list[dict[str, Any]], most: int = 3) -> str:
     return " OR ".join(f"({r['rule']}) [precision {r['precision']:.0%}]" for r in ranked)
 
 
+def share_markdown(
+    profiles: pl.DataFrame,
+    attribute: str,
+    names: dict[int, str],
+    max_categories: int = SHARE_TABLE_CATEGORIES,
+) -> str | None:
+    """A markdown table of one attribute's shares in % (a row for all customers, then one per
+    segment, a column per category), or ``None`` when it was not profiled."""
+    from seg_pipeline.segmentation.profiles import attribute_share_table
+
+    table = attribute_share_table(profiles, attribute, max_categories)
+    if table.is_empty():
+        return None
+    rows = [
+        (
+            "all customers" if seg is None else f"{seg}: {names.get(seg, '')}",
+            *(f"{100 * v:.1f}%" for v in values),
+        )
+        for seg, *values in table.iter_rows()
+    ]
+    return markdown_table(["segment", *table.columns[1:]], rows)
+
+
 def segment_profiles_rows(
     conn: duckdb.DuckDBPyConnection, day: date, settings: None, models: ModelStore
 ) -> pl.DataFrame:
@@ -315,10 +340,11 @@ def summarize_profiles(
     models: ModelStore,
     plots: PlotFolder,
 ) -> dict[str, Any]:
-    """Metadata: the last day's segments and rules, with the 2-D projection, profile heatmap
-    and segment sizes over time."""
+    """Metadata: the last day's segments and rules, the share of each age band, gender and
+    country per segment against all customers (a table per attribute), with the 2-D
+    projection, profile heatmap, attribute shares and segment sizes over time."""
     from seg_pipeline.segmentation import plots as draw
-    from seg_pipeline.segmentation.profiles import PROFILE_FEATURES
+    from seg_pipeline.segmentation.profiles import PROFILE_ATTRIBUTES, PROFILE_FEATURES
 
     model = _model_of_day(conn, models, end)
     table = last.select("segment_id", "segment_name", "n_customers", "share", "rules")
@@ -329,6 +355,11 @@ def summarize_profiles(
             markdown_table(table.columns, [tuple(r) for r in table.iter_rows()])
         ),
     }
+    names = dict(zip(last["segment_id"], last["segment_name"], strict=True))
+    for attribute in PROFILE_ATTRIBUTES:
+        shares = share_markdown(last, attribute, names)
+        if shares is not None:
+            meta[f"{attribute}_shares"] = MetadataValue.md(shares)
     shown = query_frame(
         conn,
         read_sql("segmentation/projection_sample"),
@@ -350,5 +381,7 @@ def summarize_profiles(
     plots.attach(meta, folder, "projection", projection, "Segments in 2-D")
     heatmap = draw.profile_heatmap(last, list(PROFILE_FEATURES))
     plots.attach(meta, folder, "profile_heatmap", heatmap, "Profiles")
+    shares_png = draw.attribute_shares_plot(last, list(PROFILE_ATTRIBUTES))
+    plots.attach(meta, folder, "attribute_shares", shares_png, "Age band, gender, country shares")
     plots.attach(meta, folder, "sizes_over_time", draw.segment_sizes_plot(sizes), "Segment sizes")
     return meta

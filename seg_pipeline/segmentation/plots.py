@@ -235,6 +235,102 @@ def profile_heatmap(
     return to_png(_profile_heatmap_figure(profiles, features, names))
 
 
+# Known categories per attribute drawn by attribute_shares_plot (the rest are "other").
+SHARE_PLOT_CATEGORIES = 6
+
+
+def _attribute_shares_figure(
+    profiles: pl.DataFrame,
+    attributes: Sequence[str],
+    names: Mapping[int, str] | None = None,
+    max_categories: int = SHARE_PLOT_CATEGORIES,
+) -> Figure:
+    from seg_pipeline.segmentation.profiles import attribute_share_table
+
+    segs = profiles["segment_id"].to_list()
+    if names is None and "segment_name" in profiles.columns:
+        names = dict(zip(segs, profiles["segment_name"].to_list(), strict=True))
+    names = names or {}
+    tables = {a: attribute_share_table(profiles, a, max_categories) for a in attributes}
+    tables = {a: t for a, t in tables.items() if t.height > 0}
+    widths = [max(2, t.width - 1) for t in tables.values()] or [1]
+    n_rows = 1 + len(segs)
+    fig, axes = plt.subplots(
+        1,
+        len(widths),
+        figsize=(11.0, min(6.25, max(SIZE[1], 1.8 + 0.32 * n_rows))),
+        squeeze=False,
+        gridspec_kw={"width_ratios": widths},
+        layout="constrained",
+    )
+    row_labels = ["all customers", *(_segment_label(s, names) for s in segs)]
+    diffs = {}
+    for attribute, table in tables.items():
+        shares = table.drop("segment_id").to_numpy().astype(np.float64)
+        diffs[attribute] = (shares, 100 * (shares - shares[0]))
+    finite = [np.abs(d[np.isfinite(d)]).max() for _, d in diffs.values() if np.isfinite(d).any()]
+    vmax = max(5.0, *finite) if finite else 5.0
+    image = None
+    for i, (ax, (attribute, table)) in enumerate(zip(axes.flat, tables.items(), strict=False)):
+        shares, diff = diffs[attribute]
+        image = ax.imshow(diff, cmap="RdBu_r", vmin=-vmax, vmax=vmax, aspect="auto")
+        for r in range(shares.shape[0]):
+            for c in range(shares.shape[1]):
+                ax.text(
+                    c,
+                    r,
+                    f"{100 * shares[r, c]:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if abs(diff[r, c]) > 0.6 * vmax else "black",
+                )
+        ax.axhline(0.5, color="black", lw=0.8)
+        categories = table.columns[1:]
+        ax.set_xticks(range(len(categories)), categories, rotation=40, ha="right", fontsize=7)
+        ax.set_yticks(range(n_rows), row_labels if i == 0 else [], fontsize=7)
+        ax.set_title(attribute, fontsize=9)
+    if not tables:
+        axes.flat[0].text(0.5, 0.5, "no attributes", ha="center", va="center")
+        axes.flat[0].set_axis_off()
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label="segment share - base share (points)")
+    fig.suptitle("Share of each category in % per segment vs all customers", fontsize=10)
+    return fig
+
+
+def attribute_shares_plot(
+    profiles: pl.DataFrame,
+    attributes: Sequence[str],
+    names: Mapping[int, str] | None = None,
+    max_categories: int = SHARE_PLOT_CATEGORIES,
+) -> bytes:
+    """Heatmaps, one per attribute, of the share of each category per segment vs the base.
+
+    Parameters
+    ----------
+    profiles
+        Output of :func:`seg_pipeline.segmentation.profiles.segment_profiles` (uses its
+        ``attribute_shares`` column, and ``segment_name`` if present).
+    attributes
+        Attributes to show, in order (those not profiled are skipped), e.g. age band, gender,
+        country.
+    names
+        Segment id to name for the row labels (default: the ``segment_name`` column, else ids).
+    max_categories
+        Known categories drawn per attribute, the largest in the base; the others are added
+        up as "other".
+
+    Returns
+    -------
+    bytes
+        PNG image: rows are all customers, then each segment; cells show the share in % and
+        are coloured by the difference from the base share in percentage points (diverging
+        colours centred on 0). Only category labels and shares are drawn.
+    """
+    return _to_png(_attribute_shares_figure(profiles, attributes, names, max_categories))
+
+
 # Metric, title, whether higher is better.
 _K_METRICS: tuple[tuple[str, str, bool], ...] = (
     ("silhouette", "silhouette (higher better)", True),

@@ -7,6 +7,10 @@ no personal data: only segment ids, counts, feature names and aggregates.
 The profile table is *wide*, one row per segment, because that is what reads best as a DuckDB
 table (``SELECT segment_id, n_customers, count_orders_mean ... FROM segment_profiles``) and what a
 dashboard shows; :func:`profiles_long` unpivots it when one row per (segment, feature) is wanted.
+
+The structured CRM attributes (age band, gender, country) are profiled as the share of each
+category in the segment against the whole base (:func:`attribute_shares`), one list column of
+the profile table; they describe segments and are never segmentation or rule features.
 """
 
 from __future__ import annotations
@@ -38,6 +42,26 @@ PROFILE_FEATURES: tuple[str, ...] = (
     "tenure_days",
     "return_rate",
     "avg_review_rating",
+)
+
+# The customer_features attributes profiled as category shares (descriptive only: not in the
+# segmentation's features, not in the surrogate rules, not in the names).
+PROFILE_ATTRIBUTES: tuple[str, ...] = ("age_band", "gender", "country")
+# Categories in reading order; an attribute without one (country) is ordered by base share.
+AGE_BANDS: tuple[str, ...] = ("<25", "25-34", "35-44", "45-54", "55-64", "65+")
+CATEGORY_ORDER: dict[str, tuple[str, ...]] = {"age_band": AGE_BANDS, "gender": ("F", "M", "X")}
+# Category of a null value (shown last), and of the categories folded by attribute_share_table.
+UNKNOWN = "unknown"
+OTHER = "other"
+# The profile column holding the shares: a list of SHARE_STRUCT per segment.
+SHARES_COLUMN = "attribute_shares"
+SHARE_STRUCT = pl.Struct(
+    {
+        "attribute": pl.String,
+        "category": pl.String,
+        "share": pl.Float64,
+        "base_share": pl.Float64,
+    }
 )
 
 # Short labels used in fallback names ("High campaign open rate").
@@ -111,6 +135,7 @@ def segment_profiles(
     features: pl.DataFrame,
     segments: pl.DataFrame,
     profile_features: Sequence[str] = PROFILE_FEATURES,
+    attributes: Sequence[str] = PROFILE_ATTRIBUTES,
 ) -> pl.DataFrame:
     """One row per segment describing it against the whole customer base.
 
@@ -123,6 +148,9 @@ def segment_profiles(
         customers present in both frames.
     profile_features
         Columns to profile; those missing from ``features`` are skipped.
+    attributes
+        Categorical columns profiled as category shares (:func:`attribute_shares`); those
+        missing from ``features`` are skipped.
 
     Returns
     -------
@@ -131,10 +159,12 @@ def segment_profiles(
         base), then per feature ``f``: ``f_mean``, ``f_median``, ``f_base_mean`` and
         ``f_base_median`` (of the whole base), ``f_lift`` (segment mean / base mean, null when
         the base mean is 0 or null) and ``f_std_diff`` (segment mean minus base
-        mean in base standard deviations, null when the deviation is 0 or null); last
+        mean in base standard deviations, null when the deviation is 0 or null); then
         ``top_features``: the three features with the largest absolute ``std_diff``, signed, as
-        text (``"count_orders +1.5 sd, tenure_days +1.4 sd, ..."``).  Nulls are ignored by
-        means and medians (``recency_days`` is then over customers with an order).
+        text (``"count_orders +1.5 sd, tenure_days +1.4 sd, ..."``); last ``attribute_shares``:
+        the segment's rows of :func:`attribute_shares` as a list of structs ``attribute``,
+        ``category``, ``share``, ``base_share``.  Nulls are ignored by means and medians
+        (``recency_days`` is then over customers with an order).
     """
     feats = [f for f in profile_features if f in features.columns]
     joined = segments.select(pl.col("customer_id"), pl.col("segment_id").cast(pl.Int64)).join(
@@ -186,7 +216,158 @@ def segment_profiles(
         ]
     prof = prof.select(ordered)
     tops = [_top_features(row, feats) for row in prof.iter_rows(named=True)]
-    return prof.with_columns(pl.Series("top_features", tops, dtype=pl.String))
+    prof = prof.with_columns(pl.Series("top_features", tops, dtype=pl.String))
+    shares = (
+        attribute_shares(features, segments, attributes)
+        .group_by("segment_id", maintain_order=True)
+        .agg(pl.struct(*SHARE_STRUCT.to_schema()).alias(SHARES_COLUMN))
+    )
+    return prof.join(shares, on="segment_id", how="left").with_columns(
+        pl.col(SHARES_COLUMN).fill_null([]).cast(pl.List(SHARE_STRUCT))
+    )
+
+
+def _category_rank(attribute: str, base: pl.DataFrame) -> pl.DataFrame:
+    """``base`` (``category``, ``base_share``) with the display ``rank`` of each category: the
+    attribute's :data:`CATEGORY_ORDER`, else by base share (ties by label); unknown last."""
+    order = CATEGORY_ORDER.get(attribute, ())
+    ranked = base.sort(
+        pl.col("category") == UNKNOWN,
+        pl.col("category").replace_strict(
+            {c: i for i, c in enumerate(order)}, default=len(order), return_dtype=pl.Int64
+        ),
+        -pl.col("base_share"),
+        pl.col("category"),
+    )
+    return ranked.with_row_index("rank")
+
+
+def attribute_shares(
+    features: pl.DataFrame,
+    segments: pl.DataFrame,
+    attributes: Sequence[str] = PROFILE_ATTRIBUTES,
+) -> pl.DataFrame:
+    """Share of each category of each attribute in every segment and in the whole base.
+
+    Parameters
+    ----------
+    features
+        customer_features rows (one per customer) with ``customer_id`` and the attributes.
+    segments
+        ``customer_id`` and ``segment_id`` of the customers to profile; the base is the
+        customers present in both frames.
+    attributes
+        Categorical columns; those missing from ``features`` are skipped.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``segment_id``, ``attribute``, ``category`` (a null value is :data:`UNKNOWN`),
+        ``share`` (customers of the segment in the category / customers of the segment) and
+        ``base_share`` (the same over the whole base): every category present in the base for
+        every segment (share 0 where the segment has none), so the shares of one segment and
+        attribute sum to 1. Sorted by segment, attribute (in ``attributes`` order) and
+        category (age bands and genders in their order, others by base share; unknown last).
+        Only shares and category labels: no customer ids, no single customer's value.
+    """
+    attrs = [a for a in attributes if a in features.columns]
+    joined = segments.select(pl.col("customer_id"), pl.col("segment_id").cast(pl.Int64)).join(
+        features.select(
+            "customer_id", *(pl.col(a).cast(pl.String).fill_null(UNKNOWN) for a in attrs)
+        ),
+        on="customer_id",
+    )
+    schema = {"segment_id": pl.Int64, **SHARE_STRUCT.to_schema()}
+    if not attrs or joined.is_empty():
+        return pl.DataFrame(schema=schema)
+    sizes = joined.group_by("segment_id").agg(pl.len().alias("n_segment"))
+    frames = []
+    for order, a in enumerate(attrs):
+        base = joined.group_by(pl.col(a).alias("category")).agg(
+            (pl.len() / joined.height).alias("base_share")
+        )
+        counts = joined.group_by("segment_id", pl.col(a).alias("category")).agg(pl.len().alias("n"))
+        frames.append(
+            sizes.join(_category_rank(a, base), how="cross")
+            .join(counts, on=["segment_id", "category"], how="left")
+            .with_columns(
+                pl.lit(a).alias("attribute"),
+                pl.lit(order).alias("attribute_order"),
+                (pl.col("n").fill_null(0) / pl.col("n_segment")).alias("share"),
+            )
+        )
+    return (
+        pl.concat(frames).sort("segment_id", "attribute_order", "rank").select(*schema).cast(schema)
+    )
+
+
+def attribute_shares_of(profiles: pl.DataFrame) -> pl.DataFrame:
+    """The ``attribute_shares`` column of ``profiles`` as the long frame of
+    :func:`attribute_shares` (``segment_id``, ``attribute``, ``category``, ``share``,
+    ``base_share``), in its order; empty without that column."""
+    if SHARES_COLUMN not in profiles.columns:
+        return pl.DataFrame(schema={"segment_id": pl.Int64, **SHARE_STRUCT.to_schema()})
+    return (
+        profiles.select(pl.col("segment_id").cast(pl.Int64), SHARES_COLUMN)
+        .explode(SHARES_COLUMN)
+        .drop_nulls(SHARES_COLUMN)
+        .unnest(SHARES_COLUMN)
+    )
+
+
+def attribute_share_table(
+    profiles: pl.DataFrame, attribute: str, max_categories: int | None = None
+) -> pl.DataFrame:
+    """One attribute's shares as a table: a row for the whole base, then one per segment.
+
+    Parameters
+    ----------
+    profiles
+        Output of :func:`segment_profiles` (its ``attribute_shares`` column).
+    attribute
+        The attribute shown, e.g. ``"country"``.
+    max_categories
+        Show at most this many known categories, those with the largest base shares; the
+        others are added up as :data:`OTHER` (before :data:`UNKNOWN`). ``None``: all.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``segment_id`` (null on the first row, the whole base), then one Float64 column per
+        category in display order holding its share; each row sums to 1. Empty (no rows) when
+        ``attribute`` was not profiled.
+    """
+    long = attribute_shares_of(profiles).filter(pl.col("attribute") == attribute)
+    if long.is_empty():
+        return pl.DataFrame(schema={"segment_id": pl.Int64})
+    first = long.filter(pl.col("segment_id") == long["segment_id"][0])
+    categories = first["category"].to_list()
+    known = first.filter(pl.col("category") != UNKNOWN)
+    if max_categories is not None and known.height > max_categories:
+        top = set(
+            known.sort(-pl.col("base_share"), pl.col("category"))
+            .head(max_categories)["category"]
+            .to_list()
+        )
+        folded = [c for c in categories if c in top] + [OTHER]
+        folded += [UNKNOWN] if UNKNOWN in categories else []
+        label = (
+            pl.when(pl.col("category").is_in([*top, UNKNOWN]))
+            .then(pl.col("category"))
+            .otherwise(pl.lit(OTHER))
+        )
+        long = long.group_by("segment_id", label.alias("category"), maintain_order=True).agg(
+            pl.col("share").sum(), pl.col("base_share").sum()
+        )
+        categories = folded
+    segs = long["segment_id"].unique(maintain_order=True).to_list()
+    share = {(s, c): v for s, c, v in long.select("segment_id", "category", "share").iter_rows()}
+    base = dict(zip(long["category"], long["base_share"], strict=True))
+    rows = [{"segment_id": None, **{c: base[c] for c in categories}}]
+    rows += [{"segment_id": s, **{c: share[s, c] for c in categories}} for s in segs]
+    return pl.DataFrame(
+        rows, schema={"segment_id": pl.Int64, **dict.fromkeys(categories, pl.Float64)}
+    )
 
 
 def profile_features_of(profiles: pl.DataFrame) -> list[str]:

@@ -1,11 +1,12 @@
 -- customer_feature_state: per customer known to the CRM by $as_of_date, the running totals
 -- behind customer_features that do not depend on the day itself (counts, sums, first and last
--- dates, gaps), from the rows that had both happened (real date <= as_of_date) and arrived
--- (arrival_date <= as_of_date). A customer's values depend only on that customer's rows, so the
--- state of a day is either computed for every customer or, when $incremental and the state of
--- the day before is stored, carried over from that day with only the customers whose rows
--- changed on the day recomputed (the same query, so the same values); computed_on says on which
--- day a customer's row was last recomputed.
+-- dates, gaps; the latest CRM version's sign-up, consent, birth year, gender and country), from
+-- the rows that had both happened (real date <= as_of_date) and arrived (arrival_date <=
+-- as_of_date). A customer's values depend only on that customer's rows, so the state of a day is
+-- either computed for every customer or, when $incremental and the state of the day before is
+-- stored, carried over from that day with only the customers whose rows changed on the day
+-- (a CRM version among them) recomputed (the same query, so the same values); computed_on says
+-- on which day a customer's row was last recomputed.
 -- Lines with a missing status, a non-positive quantity or price are left out; a row delivered
 -- again later replaces the earlier delivery (whichever customer the earlier one named).
 with
@@ -65,8 +66,9 @@ scope as (
         and customer_id is not null
 ),
 
+-- the latest CRM version of each customer: sign-up, consent and the structured attributes
 customers as (
-    select customer_id, signup_date, has_marketing_consent
+    select customer_id, signup_date, has_marketing_consent, birth_year, gender, country_code
     from stg_crm_customers
     where arrival_date <= $as_of_date
         and customer_id in (select customer_id from scope)
@@ -268,6 +270,9 @@ recomputed as (
         c.customer_id,
         c.signup_date,
         c.has_marketing_consent,
+        c.birth_year,
+        c.gender,
+        c.country_code,
         l.first_line_date,
         o.first_order_date,
         o.last_order_date,

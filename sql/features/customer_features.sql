@@ -1,17 +1,22 @@
 -- customer_features: one row per customer the CRM has delivered by $as_of_date, describing what
--- the customer has done up to and including that day (a point-in-time snapshot). Only rows that
--- had both happened (real date <= as_of_date) and arrived (arrival_date <= as_of_date) are used,
--- so re-computing a past day later gives the same answer. Rows of customers the CRM had not
+-- the customer has done up to and including that day and the age band, gender and country of
+-- the latest CRM version delivered by then (a point-in-time snapshot). Only rows that had both
+-- happened (real date <= as_of_date) and arrived (arrival_date <= as_of_date) are used, so
+-- re-computing a past day later gives the same answer. Rows of customers the CRM had not
 -- delivered by as_of_date and lines with a missing status, a non-positive quantity or price are
 -- left out (whether or not staging already quarantines them).
 -- Reads the day's customer_feature_state (running totals of every customer known by
 -- as_of_date) and web_session_fragments (web events counted per session): this query only adds
--- what depends on the day. Web sessions of customers not in the state fall away in the final
--- left join.
+-- what depends on the day (the age band among it). Web sessions of customers not in the state
+-- fall away in the final left join.
 with
 
 feature_state as (
-    select * exclude (as_of_date) from customer_feature_state
+    select
+        * exclude (as_of_date),
+        -- age in the year of the day, from the birth year of the latest CRM version
+        year(cast($as_of_date as date)) - birth_year as age
+    from customer_feature_state
     where as_of_date = $as_of_date
 ),
 
@@ -97,6 +102,19 @@ final as (
             cast($as_of_date as date) - greatest(c.signup_date, h.first_day) + 1, 1
         ) as observed_days,
         c.has_marketing_consent,
+
+        -- structured CRM attributes: descriptive, not segmentation features (an age below 0,
+        -- i.e. a birth year after the day's year, counts as unknown)
+        case
+            when c.age between 0 and 24 then '<25'
+            when c.age between 25 and 34 then '25-34'
+            when c.age between 35 and 44 then '35-44'
+            when c.age between 45 and 54 then '45-54'
+            when c.age between 55 and 64 then '55-64'
+            when c.age >= 65 then '65+'
+        end as age_band,
+        c.gender,
+        c.country_code as country,
 
         -- recency, frequency, monetary
         cast($as_of_date as date) - c.last_order_date as recency_days,

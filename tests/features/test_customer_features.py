@@ -38,10 +38,23 @@ WORKING_TABLES = {STATE_TABLE, WEB_FRAGMENTS_TABLE}
 D = date(2026, 3, 10)
 TINY = """
 create table stg_crm_customers as select * from (values
-    ('A', date '2026-01-01', true, date '2026-01-01', timestamp '2026-01-01 08:00'),
-    ('B', date '2026-03-01', false, date '2026-03-01', timestamp '2026-03-01 08:00'),
-    ('C', date '2026-03-01', true, date '2026-03-11', timestamp '2026-03-11 08:00')
-) t(customer_id, signup_date, has_marketing_consent, arrival_date, updated_at);
+    -- A changes gender and country on Mar 7, and country again on Mar 11 (after D)
+    ('A', date '2026-01-01', true, 1990, 'F', 'DE', date '2026-01-01',
+        timestamp '2026-01-01 08:00'),
+    ('A', date '2026-01-01', true, 1990, 'X', 'FR', date '2026-03-07',
+        timestamp '2026-03-07 09:00'),
+    ('A', date '2026-01-01', true, 1990, 'F', 'GB', date '2026-03-11',
+        timestamp '2026-03-11 09:00'),
+    -- B: birth year and country unknown
+    ('B', date '2026-03-01', false, null, 'M', null, date '2026-03-01',
+        timestamp '2026-03-01 08:00'),
+    ('C', date '2026-03-01', true, 1950, 'F', 'IT', date '2026-03-11',
+        timestamp '2026-03-11 08:00'),
+    -- E: no activity; 24 in 2025, 25 in 2026; gender unknown
+    ('E', date '2025-12-20', false, 2001, null, 'GB', date '2025-12-20',
+        timestamp '2025-12-20 08:00')
+) t(customer_id, signup_date, has_marketing_consent, birth_year, gender, country_code,
+    arrival_date, updated_at);
 
 create table stg_orders as
 select *, quantity * unit_price - discount_amount as line_amount from (values
@@ -108,10 +121,12 @@ def tiny(tmp_path: Path) -> dict[str, dict]:
 
 
 def test_tiny_dataset_matches_hand_computed_values(tiny: dict[str, dict]) -> None:
-    assert set(tiny) == {"A", "B"}  # C arrives after D
+    assert set(tiny) == {"A", "B", "E"}  # C arrives after D
     a = tiny["A"]
     assert a["as_of_date"] == D
     assert a["tenure_days"] == 68 and a["has_marketing_consent"]
+    # the CRM version of Mar 7 (Mar 11 arrives after D); 2026 - 1990 = 36
+    assert (a["age_band"], a["gender"], a["country"]) == ("35-44", "X", "FR")
     # orders: history starts Feb 1, so A is observed from Feb 1 to Mar 10 = 38 days
     assert a["observed_days"] == 38
     assert (a["count_orders"], a["count_repeat_orders"], a["count_orders_placed"]) == (3, 2, 4)
@@ -153,6 +168,67 @@ def test_tiny_dataset_customer_without_activity(tiny: dict[str, dict]) -> None:
     assert b["share_channel_marketplace"] == 1.0 and b["avg_days_between_orders"] is None
     assert b["count_sessions_90d"] == 0 and b["cart_abandonment_rate_90d"] is None
     assert b["campaign_open_rate"] is None and b["count_reviews"] == 0
+    assert (b["age_band"], b["gender"], b["country"]) == (None, "M", None)
+    e = tiny["E"]  # 2026 - 2001 = 25
+    assert (e["age_band"], e["gender"], e["country"]) == ("25-34", None, "GB")
+    assert e["count_orders"] == 0 and e["observed_days"] == 38  # since the history's start
+
+
+def test_tiny_dataset_crm_attributes_carried_day_by_day(tmp_path: Path) -> None:
+    """Computed day by day from the state of the day before (as the assets do), a CRM change
+    is picked up on its arrival day (the customer recomputed for it alone), a later version
+    not before, and the age band follows the day's year without a recompute; every day equals
+    the full computation."""
+    from polars.testing import assert_frame_equal
+
+    settings = Settings.from_env({"SEG_DATA_DIR": str(tmp_path)})
+    days = [
+        *days_between(date(2025, 12, 30), date(2026, 1, 2)),
+        *days_between(date(2026, 3, 3), date(2026, 3, 12)),  # starts in full: no Mar 2 state
+    ]
+    attributes: dict[tuple[date, str], tuple] = {}
+    computed_on: dict[tuple[date, str], date] = {}
+    with warehouse_for(settings).connection() as conn:
+        conn.execute(TINY)
+        with transaction(conn):
+            for arrival in days_between(date(2025, 10, 1), days[-1]):
+                write_day(conn, WEB_SESSION_FRAGMENTS_TABLE, arrival)
+        for day in days:
+            with transaction(conn):
+                write_day(conn, CUSTOMER_FEATURE_STATE_TABLE, day, CustomerFeaturesConfig())
+                write_day(conn, CUSTOMER_FEATURES_TABLE, day)
+            stored = conn.sql(
+                "select * from customer_features where as_of_date = $d", params={"d": day}
+            ).pl()
+            full = features_in_full(conn, day)
+            assert_frame_equal(
+                stored.sort("customer_id"), full.sort("customer_id"), check_exact=False
+            )
+            for row in stored.iter_rows(named=True):
+                attributes[day, row["customer_id"]] = (
+                    row["age_band"],
+                    row["gender"],
+                    row["country"],
+                )
+            state = conn.execute(
+                f"select customer_id, computed_on from {STATE_TABLE} where as_of_date = $d",
+                {"d": day},
+            ).fetchall()
+            computed_on.update({(day, customer): on for customer, on in state})
+
+    # E turns 25 with the year: same state row, another band
+    assert attributes[date(2025, 12, 31), "E"] == ("<25", None, "GB")
+    assert attributes[date(2026, 1, 1), "E"] == ("25-34", None, "GB")
+    assert computed_on[date(2026, 1, 1), "E"] == date(2025, 12, 30)
+    # A's change of Mar 7: recomputed that day (no other row of A arrived), carried on Mar 8
+    assert attributes[date(2026, 3, 6), "A"] == ("35-44", "F", "DE")
+    assert computed_on[date(2026, 3, 7), "A"] == date(2026, 3, 7)
+    assert computed_on[date(2026, 3, 7), "B"] < date(2026, 3, 7)
+    assert attributes[date(2026, 3, 8), "A"] == ("35-44", "X", "FR")
+    assert computed_on[date(2026, 3, 8), "A"] == date(2026, 3, 7)
+    assert attributes[date(2026, 3, 11), "A"] == ("35-44", "F", "GB")
+    assert attributes[date(2026, 3, 11), "C"] == ("65+", "F", "IT")
+    assert attributes[date(2026, 3, 12), "B"] == (None, "M", None)
 
 
 def test_every_column_is_in_the_data_dictionary(tiny: dict[str, dict]) -> None:

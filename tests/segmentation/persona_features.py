@@ -39,8 +39,9 @@ from tests.conftest import MONTH_START as START
 STAGING_SQL = {
     "stg_crm_customers": """
         select customer_id, cast(signup_date as date) as signup_date,
-            marketing_consent as has_marketing_consent, arrival_date,
-            cast(updated_at as timestamp) as updated_at
+            marketing_consent as has_marketing_consent,
+            year(try_cast(birth_date as date)) as birth_year, nullif(gender, '') as gender,
+            country as country_code, arrival_date, cast(updated_at as timestamp) as updated_at
         from {rows}""",
     "stg_orders": """
         select customer_id, order_id, line_number,
@@ -106,7 +107,15 @@ def _simulate(n_customers: int, days: int, seed: int) -> tuple[dict[str, pl.Data
         ]
         by_table = {
             "stg_crm_customers": [
-                f.select("customer_id", "signup_date", "marketing_consent", "updated_at")
+                f.select(
+                    "customer_id",
+                    "signup_date",
+                    "marketing_consent",
+                    "birth_date",
+                    "gender",
+                    "country",
+                    "updated_at",
+                )
                 for f in clean["crm_customers"]
             ],
             "stg_orders": clean["orders"],

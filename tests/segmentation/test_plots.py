@@ -20,7 +20,13 @@ from scipy.cluster.hierarchy import linkage as scipy_linkage
 from sklearn.cluster import KMeans
 
 from seg_pipeline.segmentation import plots
-from seg_pipeline.segmentation.profiles import PROFILE_FEATURES, name_segments, segment_profiles
+from seg_pipeline.segmentation.profiles import (
+    PROFILE_ATTRIBUTES,
+    PROFILE_FEATURES,
+    attribute_shares_of,
+    name_segments,
+    segment_profiles,
+)
 from tests.segmentation.persona_features import persona_features, persona_matrix
 
 MAX_BYTES = 150_000
@@ -170,6 +176,25 @@ def test_profile_heatmap(
     )
     texts = _texts(plots._profile_heatmap_figure(named, PROFILE_FEATURES))
     assert all(any(n in t for t in texts) for n in names.values())
+
+
+def test_attribute_shares_plot(
+    profiles: pl.DataFrame, names: dict[int, str], allowed: set[str], customer_ids: set[str]
+) -> None:
+    _check_png(plots.attribute_shares_plot(profiles, PROFILE_ATTRIBUTES, names))
+    fig = plots._attribute_shares_figure(profiles, PROFILE_ATTRIBUTES, names, max_categories=4)
+    texts = _texts(fig)
+    assert all(any(n in t for t in texts) for n in names.values())
+    assert all(a in texts for a in PROFILE_ATTRIBUTES) and "all customers" in texts
+    assert "other" in texts  # more than 4 countries
+    categories = {c.lower() for c in attribute_shares_of(profiles)["category"]}
+    words = {"share", "each", "category", "per", "base", "points", "other", *PROFILE_ATTRIBUTES}
+    _assert_only_allowed(texts, allowed | categories | words, customer_ids)
+    # every cell (all customers and each segment, per category) is annotated with its share
+    cells = [t for t in texts if re.fullmatch(r"\d+", t)]
+    assert len(cells) >= (1 + profiles.height) * len(PROFILE_ATTRIBUTES) * 2
+    # profiles without shares (e.g. written before they existed) still draw
+    _check_png(plots.attribute_shares_plot(profiles.drop("attribute_shares"), PROFILE_ATTRIBUTES))
 
 
 def test_k_selection_plot(

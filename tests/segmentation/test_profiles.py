@@ -11,9 +11,17 @@ import polars as pl
 import pytest
 from sklearn.cluster import KMeans
 
+from seg_pipeline.segmentation.config import DEFAULT_FEATURES
 from seg_pipeline.segmentation.profiles import (
+    AGE_BANDS,
+    OTHER,
+    PROFILE_ATTRIBUTES,
     PROFILE_FEATURES,
+    SHARES_COLUMN,
+    UNKNOWN,
     apply_conditions,
+    attribute_share_table,
+    attribute_shares_of,
     name_segments,
     profiles_long,
     segment_profiles,
@@ -113,6 +121,60 @@ def test_long_format(profiles: pl.DataFrame) -> None:
     long = profiles_long(profiles)
     assert long.height == profiles.height * len(PROFILE_FEATURES)
     assert set(long.columns) >= {"segment_id", "feature", "segment_mean", "lift", "std_diff"}
+
+
+def test_attribute_shares_sum_to_one_and_match_the_feature_counts(
+    profiles: pl.DataFrame, features: pl.DataFrame, labels: np.ndarray
+) -> None:
+    long = attribute_shares_of(profiles)
+    assert long.columns == ["segment_id", "attribute", "category", "share", "base_share"]
+    assert long["attribute"].unique(maintain_order=True).to_list() == list(PROFILE_ATTRIBUTES)
+    sums = long.group_by("segment_id", "attribute").agg(pl.col("share", "base_share").sum())
+    assert sums.height == profiles.height * len(PROFILE_ATTRIBUTES)
+    np.testing.assert_allclose(sums["share"], 1.0, rtol=1e-12)
+    np.testing.assert_allclose(sums["base_share"], 1.0, rtol=1e-12)
+    frame = features.with_columns(pl.Series("seg", labels, dtype=pl.Int64))
+    for attribute in PROFILE_ATTRIBUTES:
+        category = pl.col(attribute).fill_null(UNKNOWN).alias("category")
+        base = frame.group_by(category).agg(pl.len().alias("n"))
+        expected_base = {c: n / frame.height for c, n in base.iter_rows()}
+        per_segment = frame.group_by("seg", category).agg(pl.len().alias("n"))
+        sizes = dict(frame.group_by("seg").len().iter_rows())
+        expected = {(s, c): n / sizes[s] for s, c, n in per_segment.iter_rows()}
+        rows = long.filter(pl.col("attribute") == attribute)
+        for seg, cat, share, base_share in rows.drop("attribute").iter_rows():
+            assert base_share == pytest.approx(expected_base[cat])
+            assert share == pytest.approx(expected.get((seg, cat), 0.0))  # 0: none in it
+        # every category of the base is listed for every segment
+        assert rows.height == profiles.height * len(expected_base)
+    genders = long.filter(pl.col("attribute") == "gender")["category"].unique().to_list()
+    assert set(genders) <= {"F", "M", "X", UNKNOWN} and {"F", "M"} <= set(genders)
+    bands = long.filter(pl.col("attribute") == "age_band")["category"].unique(maintain_order=True)
+    assert [b for b in AGE_BANDS if b in bands] == [b for b in bands if b != UNKNOWN]
+    assert len(bands) >= 4
+
+
+def test_attributes_are_descriptive_only(profiles: pl.DataFrame) -> None:
+    """The attributes are profiled as shares, not used by the model, the rules or the names."""
+    assert not set(PROFILE_ATTRIBUTES) & (set(DEFAULT_FEATURES) | set(PROFILE_FEATURES))
+    assert not any(c.startswith(PROFILE_ATTRIBUTES) for c in profiles.columns)
+    assert profiles.columns[-1] == SHARES_COLUMN
+
+
+def test_attribute_share_table_folds_small_categories(profiles: pl.DataFrame) -> None:
+    full = attribute_share_table(profiles, "country")
+    assert full["segment_id"].to_list() == [None, *profiles["segment_id"].to_list()]
+    base = full.row(0, named=True)
+    countries = full.columns[1:]
+    assert len(countries) > 4
+    assert [base[c] for c in countries] == sorted((base[c] for c in countries), reverse=True)
+    folded = attribute_share_table(profiles, "country", max_categories=3)
+    assert folded.columns == ["segment_id", *countries[:3], OTHER]
+    np.testing.assert_allclose(folded.drop("segment_id").sum_horizontal(), 1.0, rtol=1e-12)
+    assert folded[OTHER].to_list() == pytest.approx(
+        full.select(countries[3:]).sum_horizontal().to_list()
+    )
+    assert attribute_share_table(profiles, "not_profiled").is_empty()
 
 
 def test_names_unique_deterministic_and_sensible(

@@ -215,13 +215,16 @@ def test_plots_and_scores_are_in_the_ui_metadata_without_personal_data(
     profiles = meta["segment_profiles"]
     for m, names in (
         (model, ["k_selection"]),
-        (profiles, ["projection", "profile_heatmap", "sizes_over_time"]),
+        (profiles, ["projection", "profile_heatmap", "attribute_shares", "sizes_over_time"]),
     ):
         for name in names:
             text = m[f"plot_{name}"].value
             assert text.startswith("![") and "data:image/png;base64," in text
             assert Path(m[f"plot_{name}_file"].value).read_bytes().startswith(b"\x89PNG")
     assert "silhouette" in model["k_scores"].value
+    for attribute in ("age_band", "gender", "country"):
+        table = profiles[f"{attribute}_shares"].value
+        assert table.startswith("| segment |") and "| all customers |" in table
     checks = {
         e.event_specific_data.asset_check_key.name: e.event_specific_data
         for e in result.all_events
@@ -238,7 +241,7 @@ def test_plots_and_scores_are_in_the_ui_metadata_without_personal_data(
         json.dumps({k: {n: str(v.value) for n, v in m.items()} for k, m in meta.items()})
         + json.dumps({n: str(v.value) for n, v in recovery.metadata.items()})
     )  # the plots' drawn texts are checked in test_plots.py
-    assert text.count("<png>") == 4
+    assert text.count("<png>") == 5
     for value in pii.to_numpy().ravel():
         if value:
             assert str(value) not in text
