@@ -47,11 +47,14 @@ CUSTOMER_SCORES_TABLE = DailyTable(
     description=(
         "Every customer each day: churn risk and its decile, purchase propensity (calibrated "
         "probabilities from the champions of predictive_models; null before a first "
-        "champion), expected lifetime value and probability alive (customer_clv), segment "
-        "(customer_segments) and the model versions used. Metadata: score distributions "
+        "champion), the three inputs that raise the churn risk most for the riskiest decile "
+        "(exact Shapley values, shap), expected lifetime value and probability alive "
+        "(customer_clv), segment (customer_segments) and the model versions used. Metadata: "
+        "score distributions "
         "and their shift from the day before."
     ),
     compute=daily.customer_scores_rows,
+    config=daily.CustomerScoresConfig,
     resources=("models",),
     summarize=daily.summarize_scores,
     columns=CUSTOMER_SCORES,

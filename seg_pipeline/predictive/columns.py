@@ -19,6 +19,10 @@ CUSTOMER_SCORES = {
     "customer_id": "Pseudonymous customer id.",
     "churn_risk": "Calibrated probability of no completed order in the churn horizon.",
     "churn_risk_decile": "1 (lowest risk) to 10 (highest) among the day's customers.",
+    "churn_reasons": "Up to three inputs that raise this customer's churn risk the most: "
+    "feature, the customer's value, and its contribution to the model's log-odds (exact "
+    "Shapley values). Filled for the riskiest reasons_top_share (config, default the top "
+    "decile), null for the others.",
     "purchase_propensity": "Calibrated probability of a completed order in the purchase horizon.",
     "expected_clv": "Expected discounted spend over the CLV horizon (customer_clv; null: "
     "no purchase yet).",

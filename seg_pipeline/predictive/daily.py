@@ -16,7 +16,8 @@ from typing import Any
 import duckdb
 import numpy as np
 import polars as pl
-from dagster import MetadataValue, get_dagster_logger
+from dagster import Config, MetadataValue, get_dagster_logger
+from pydantic import Field
 
 from seg_pipeline.features.reviews import refit_day
 from seg_pipeline.metadata import PlotFolder, markdown_table
@@ -57,8 +58,44 @@ def load_score_model(
     return models.load(conn, version, MODEL_CLASSES[target])
 
 
-def _explain(model: ScoreModel, valid: pl.DataFrame, y: np.ndarray, seed: int) -> dict[str, Any]:
-    """Calibration curve and permutation importance (ROC AUC drop) on the validation rows."""
+def group_figures(
+    valid: pl.DataFrame, y: np.ndarray, p: np.ndarray, attributes: list[str]
+) -> dict[str, dict[str, dict[str, float | int | None]]]:
+    """Per protected attribute present in ``valid`` and per group of it (null: "unknown"):
+    rows, observed rate, mean score, calibration error and ROC AUC of the scores ``p``, so a
+    reviewer sees whether a model treats groups differently."""
+    from seg_pipeline.predictive.metrics import expected_calibration_error
+
+    out: dict[str, dict[str, dict[str, float | int | None]]] = {}
+    for attribute in (a for a in attributes if a in valid.columns):
+        groups = valid[attribute].cast(pl.String).fill_null("unknown").to_numpy()
+        out[attribute] = {}
+        for group in sorted(set(groups)):
+            inside = groups == group
+            labels = y[inside]
+            both = 0 < labels.sum() < len(labels)
+            out[attribute][str(group)] = {
+                "rows": int(inside.sum()),
+                "observed_rate": round(float(labels.mean()), 4),
+                "mean_score": round(float(p[inside].mean()), 4),
+                "ece": round(expected_calibration_error(labels, p[inside]), 4),
+                "roc_auc": round(float(_auc(labels, p[inside])), 4) if both else None,
+            }
+    return out
+
+
+def _auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, p))
+
+
+def _explain(
+    model: ScoreModel, valid: pl.DataFrame, y: np.ndarray, settings: PredictiveConfig
+) -> dict[str, Any]:
+    """Calibration curve, permutation importance (ROC AUC drop per matrix column) and the
+    figures per protected group, on the validation rows."""
+    seed = settings.seed
     from sklearn.calibration import calibration_curve
     from sklearn.inspection import permutation_importance
 
@@ -82,8 +119,9 @@ def _explain(model: ScoreModel, valid: pl.DataFrame, y: np.ndarray, seed: int) -
             "observed": [round(float(v), 4) for v in observed],
         },
         "permutation_importance": {
-            model.features[i]: round(float(result.importances_mean[i]), 5) for i in order[:15]
+            model.columns[i]: round(float(result.importances_mean[i]), 5) for i in order[:15]
         },
+        "groups": group_figures(valid, y, p, settings.protected_attributes),
     }
 
 
@@ -112,7 +150,7 @@ def _train_or_find(
         metrics = {**challenger.metrics}
         details = {
             **training.summary_of(challenger),
-            **_explain(challenger.model, challenger.valid, challenger.y_valid, settings.seed),
+            **_explain(challenger.model, challenger.valid, challenger.y_valid, settings),
             "champion_before": champion,
             "champion_metrics": challenger.champion_metrics,
             "promoted": promoted,
@@ -211,6 +249,20 @@ def summarize_models(
             f"{details['train_rows']} rows of {len(details['training_cutoffs'])} cut-offs.\n\n"
             + markdown_table(header, [_rounded(r) for r in table])
         )
+        groups = [
+            (attribute, group, *figures.values())
+            for attribute, by_group in details.get("groups", {}).items()
+            for group, figures in by_group.items()
+        ]
+        if groups:
+            meta[f"{target}_by_group"] = MetadataValue.md(
+                "Validation figures per group of the protected attributes (not model inputs "
+                "unless use_protected_attributes).\n\n"
+                + markdown_table(
+                    ("attribute", "group", "rows", "observed", "mean score", "ECE", "ROC AUC"),
+                    groups,
+                )
+            )
         meta[f"{target}_roc_auc"] = found.metrics["roc_auc"]
         meta[f"{target}_ece"] = found.metrics["ece"]
         folder = f"predictive_models/{version}"
@@ -238,34 +290,58 @@ def _rounded(row: tuple) -> tuple:
 # ---------------------------------------------------------------------------- scores
 
 
+REASON = pl.Struct({"feature": pl.String, "value": pl.String, "impact": pl.Float64})
+
+
+class CustomerScoresConfig(Config):
+    """How much of customer_scores is explained."""
+
+    reasons_top_share: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="churn reasons for this share of customers with the highest churn risk "
+        "(0.1: the top decile; 1.0: everyone); the others' churn_reasons are null",
+    )
+    reasons_per_customer: int = Field(default=3, ge=1, le=10)
+
+
 def customer_scores_rows(
-    conn: duckdb.DuckDBPyConnection, day: date, settings: None, models: ModelStore
+    conn: duckdb.DuckDBPyConnection,
+    day: date,
+    settings: CustomerScoresConfig | None,
+    models: ModelStore,
 ) -> pl.DataFrame:
     """Every customer of customer_features on ``day`` with the champions' scores of that day
-    (null where a target has no champion yet), expected CLV and segment."""
+    (null where a target has no champion yet), the churn reasons of the riskiest
+    ``reasons_top_share``, expected CLV and segment."""
+    settings = settings or CustomerScoresConfig()
     features = query_frame(
         conn, read_sql("segmentation/customer_features_of_day"), {"as_of_date": day}
     )
     champions = query_frame(conn, read_sql("predictive/champions_of_day"), {"as_of_date": day})
     versions = dict(zip(champions["target"], champions["champion_version"], strict=True))
+    n = features.height
     columns: dict[str, pl.Series] = {}
+    reasons = pl.Series("churn_reasons", [None] * n, dtype=pl.List(REASON))
     for target in ("churn", "purchase"):
         version = versions.get(target)
         column = "churn_risk" if target == "churn" else "purchase_propensity"
         if version is None:
-            scores = pl.Series(column, [None] * features.height, dtype=pl.Float64)
+            scores = pl.Series(column, [None] * n, dtype=pl.Float64)
         else:
             model = load_score_model(conn, models, target, version)
             scores = pl.Series(column, model.predict(features).round(4))
+            if target == "churn" and settings.reasons_top_share > 0:
+                reasons = _top_reasons(model, features, scores, settings)
         columns[column] = scores
-        columns[f"{target}_model_version"] = pl.Series(
-            f"{target}_model_version", [version] * features.height, dtype=pl.String
-        )
+        columns[f"{target}_model_version"] = pl.Series([version] * n, dtype=pl.String)
     frame = pl.DataFrame(
         {
-            "as_of_date": pl.Series([day] * features.height, dtype=pl.Date),
+            "as_of_date": pl.Series([day] * n, dtype=pl.Date),
             "customer_id": features["customer_id"],
             **columns,
+            "churn_reasons": reasons,
         }
     ).with_columns(
         ((pl.col("churn_risk").rank("ordinal") - 1) * 10 // pl.col("churn_risk").count() + 1)
@@ -278,6 +354,7 @@ def customer_scores_rows(
         "customer_id",
         "churn_risk",
         "churn_risk_decile",
+        "churn_reasons",
         "purchase_propensity",
         "expected_clv",
         "prob_alive",
@@ -286,6 +363,20 @@ def customer_scores_rows(
         "churn_model_version",
         "purchase_model_version",
     )
+
+
+def _top_reasons(
+    model: ScoreModel, features: pl.DataFrame, risk: pl.Series, settings: CustomerScoresConfig
+) -> pl.Series:
+    """churn_reasons: the model's reasons for the riskiest customers, null for the others."""
+    n = features.height
+    count = min(n, int(np.ceil(n * settings.reasons_top_share)))
+    riskiest = np.argsort(-risk.to_numpy(), kind="stable")[:count]
+    explained = model.reasons(features[riskiest], top=settings.reasons_per_customer)
+    values: list[list[dict[str, Any]] | None] = [None] * n
+    for row, reasons in zip(riskiest, explained, strict=True):
+        values[row] = reasons
+    return pl.Series("churn_reasons", values, dtype=pl.List(REASON))
 
 
 def summarize_scores(

@@ -328,7 +328,7 @@ def attribute_shares_plot(
         are coloured by the difference from the base share in percentage points (diverging
         colours centred on 0). Only category labels and shares are drawn.
     """
-    return _to_png(_attribute_shares_figure(profiles, attributes, names, max_categories))
+    return to_png(_attribute_shares_figure(profiles, attributes, names, max_categories))
 
 
 # Metric, title, whether higher is better.

@@ -4,6 +4,7 @@ on a re-run."""
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
 import polars as pl
@@ -62,6 +63,7 @@ def test_a_champion_is_trained_promoted_and_scores_every_customer(
         )
         scores = _table(conn, "SELECT * FROM customer_scores WHERE as_of_date = ?", MONTH_END)
         registry = _table(conn, "SELECT kind, model_version FROM model_registry ORDER BY kind")
+        features_columns = _table(conn, "SELECT * FROM customer_features LIMIT 0").columns
         first = {name: fingerprint(conn, name) for name in assets}
 
     refit = models.filter(pl.col("as_of_date") == REFIT_DAY)
@@ -92,6 +94,18 @@ def test_a_champion_is_trained_promoted_and_scores_every_customer(
         .sort("churn_risk_decile")
     )
     assert (by_decile["low"][1:] >= by_decile["high"][:-1]).all()
+
+    # the riskiest decile has its churn reasons: real inputs that raise the risk
+    explained = scores.filter(pl.col("churn_reasons").is_not_null())
+    assert explained.height == math.ceil(scores.height * 0.1)
+    unexplained = scores.filter(pl.col("churn_reasons").is_null())
+    assert explained["churn_risk"].min() >= unexplained["churn_risk"].max()
+    inputs = set(features_columns) - {"customer_id", "as_of_date", "age_band", "gender"}
+    for reasons in explained["churn_reasons"].to_list():
+        assert 1 <= len(reasons) <= 3
+        assert {r["feature"] for r in reasons} <= inputs
+        impacts = [r["impact"] for r in reasons]
+        assert all(i > 0 for i in impacts) and impacts == sorted(impacts, reverse=True)
 
     meta = materializations(result)
     text = metadata_text(meta["predictive_models"])

@@ -1,0 +1,178 @@
+"""Benchmark: train the churn model on a sample and score a day at 1,000,000 customers.
+
+Reads the first day of ``make bench-day``'s data (1,000,000 customers; run ``make bench-day``
+once first, it is cached under ``data/bench_day``), on a copy of its warehouse:
+
+- **train**: as many rows as ``predictive_models`` trains on by default (``training_cutoffs`` x
+  ``max_rows_per_cutoff`` = 300,000) and a validation cut-off's worth (50,000) drawn (seeded)
+  from the day's ``customer_features``; two days of history hold no 90-day labels, so each row
+  is labelled by a draw from the oracle's churn probability (the generator's true rates,
+  ``seg_pipeline/evaluation/predictive.py``): a real signal of the real shape. Both candidates
+  are fitted and calibrated as ``predictive_models`` fits them, the best saved in the model
+  store and made the day's champion;
+- **score**: ``customer_scores`` of the day as the asset computes it: every customer scored by
+  the churn and purchase champions, churn reasons (exact Shapley values) for the riskiest decile.
+
+Each phase runs in a child process: wall seconds and peak resident memory are reported, and
+appended to ``benchmarks/results/predictive.jsonl``.
+
+    python -m benchmarks.bench_predictive [--data-dir DIR] [--reasons-top-share 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from benchmarks.common import run_child
+from seg_pipeline.settings import REPO_ROOT
+
+DAY = date(2026, 1, 1)
+RESULTS = Path(__file__).parent / "results" / "predictive.jsonl"
+KEY = "bench-key"
+
+
+def _train(warehouse: Path, model_dir: Path, truth_dir: Path) -> dict:
+    import numpy as np
+    import polars as pl
+
+    from seg_pipeline.evaluation.predictive import oracle_scores, read_rates
+    from seg_pipeline.models.store import ModelStore
+    from seg_pipeline.predictive.config import PredictiveConfig
+    from seg_pipeline.predictive.daily import MODELS_SCHEMA
+    from seg_pipeline.predictive.metrics import score_metrics
+    from seg_pipeline.predictive.model import fit_candidate
+    from seg_pipeline.predictive.training import excluded_inputs
+    from seg_pipeline.resources import Warehouse, query_frame, read_sql, write_frame
+
+    settings = PredictiveConfig()
+    n_train = settings.training_cutoffs * settings.max_rows_per_cutoff
+    rates = read_rates(truth_dir)
+    assert rates is not None
+    store = ModelStore(model_dir=str(model_dir))
+    timings: dict[str, float] = {}
+    with Warehouse(database=str(warehouse), pseudonymisation_key=KEY).connection() as conn:
+        started = time.perf_counter()
+        features = query_frame(
+            conn, read_sql("segmentation/customer_features_of_day"), {"as_of_date": DAY}
+        )
+        rows = features.sample(n_train + settings.max_rows_per_cutoff, seed=settings.seed)
+        timings["read_seconds"] = round(time.perf_counter() - started, 2)
+        rng = np.random.default_rng(settings.seed)
+        versions = {}
+        for target in settings.targets():
+            p = oracle_scores(conn, rows["customer_id"], DAY, target, rates)
+            labels = (rng.random(rows.height) < p).astype(np.int8)
+            train, valid = rows[:n_train], rows[n_train:]
+            y_train, y_valid = labels[:n_train], labels[n_train:]
+            best = None
+            for family in settings.candidates:
+                began = time.perf_counter()
+                model = fit_candidate(
+                    family,
+                    target,
+                    train,
+                    y_train,
+                    valid,
+                    y_valid,
+                    excluded=excluded_inputs(settings),
+                    seed=settings.seed,
+                )
+                timings[f"{target.name}_{family}_seconds"] = round(time.perf_counter() - began, 2)
+                metrics = score_metrics(y_valid, model.predict(valid), is_probability=True)
+                timings[f"{target.name}_{family}_roc_auc"] = round(metrics["roc_auc"], 4)
+                if best is None or metrics["roc_auc"] > best[0]:
+                    best = (metrics["roc_auc"], model)
+            assert best is not None
+            version = f"bench-{target.name}"
+            store.save(conn, best[1], version, training_end=DAY)
+            versions[target.name] = version
+        champions = pl.DataFrame(
+            [
+                {"as_of_date": DAY, "target": t, "horizon_days": 0, "champion_version": v}
+                for t, v in versions.items()
+            ],
+            schema=MODELS_SCHEMA,
+        )
+        write_frame(conn, "predictive_models", champions, "as_of_date", DAY)
+    return {"train_rows": n_train, **timings}
+
+
+def _score(warehouse: Path, model_dir: Path, top_share: float) -> dict:
+    from seg_pipeline.models.store import ModelStore
+    from seg_pipeline.predictive.daily import CustomerScoresConfig, customer_scores_rows
+    from seg_pipeline.resources import Warehouse
+
+    store = ModelStore(model_dir=str(model_dir))
+    with Warehouse(database=str(warehouse), pseudonymisation_key=KEY).connection() as conn:
+        started = time.perf_counter()
+        settings = CustomerScoresConfig(reasons_top_share=top_share)
+        frame = customer_scores_rows(conn, DAY, settings, store)
+        seconds = time.perf_counter() - started
+    explained = frame.filter(frame["churn_reasons"].is_not_null()).height
+    return {
+        "customers": frame.height,
+        "with_reasons": explained,
+        "score_seconds": round(seconds, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT / "data" / "bench_day")
+    parser.add_argument("--reasons-top-share", type=float, default=0.1)
+    parser.add_argument("--child", choices=["train", "score"])
+    parser.add_argument("--warehouse", type=Path)
+    parser.add_argument("--model-dir", type=Path)
+    args = parser.parse_args(argv)
+    if args.child == "train":
+        print(json.dumps(_train(args.warehouse, args.model_dir, args.data_dir / "generator_truth")))
+        return 0
+    if args.child == "score":
+        print(json.dumps(_score(args.warehouse, args.model_dir, args.reasons_top_share)))
+        return 0
+
+    source = args.data_dir / "day1.duckdb"
+    if not source.exists():
+        raise SystemExit(f"{source} is missing: run `make bench-day` once first")
+    with tempfile.TemporaryDirectory() as tmp:
+        warehouse, model_dir = Path(tmp) / "warehouse.duckdb", Path(tmp) / "models"
+        shutil.copy(source, warehouse)
+        shutil.copytree(args.data_dir / "models", model_dir)
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        common = ["--data-dir", str(args.data_dir), "--warehouse", str(warehouse)]
+        common += ["--model-dir", str(model_dir)]
+        trained, train_wall, train_mb = run_child(
+            "benchmarks.bench_predictive", ["--child", "train", *common], env
+        )
+        scored, score_wall, score_mb = run_child(
+            "benchmarks.bench_predictive",
+            ["--child", "score", *common, "--reasons-top-share", str(args.reasons_top_share)],
+            env,
+        )
+    result = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "train": {**trained, "wall_seconds": round(train_wall, 1), "peak_mb": round(train_mb)},
+        "score": {**scored, "wall_seconds": round(score_wall, 1), "peak_mb": round(score_mb)},
+        "reasons_top_share": args.reasons_top_share,
+    }
+    print(json.dumps(result, indent=2))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(result) + "\n")
+    print(f"appended to {RESULTS.relative_to(REPO_ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
