@@ -13,6 +13,7 @@ from seg_pipeline.ops.schedules import (
     build_daily_job,
     build_daily_schedule,
     build_refit_segmentation_job,
+    build_set_champion_job,
 )
 from seg_pipeline.partitions import daily_partitions
 from seg_pipeline.predictive.assets import build_predictive_assets
@@ -50,7 +51,7 @@ def build_definitions(
             *build_predictive_assets(partitions_def),
         ],
         asset_checks=checks,
-        jobs=[daily_job, build_refit_segmentation_job()],
+        jobs=[daily_job, build_refit_segmentation_job(), build_set_champion_job()],
         schedules=[build_daily_schedule(daily_job)],
         sensors=[warehouse_recovery_sensor],
         resources={

@@ -20,6 +20,7 @@ DAILY_SELECTION = AssetSelection.groups(
     "raw", "staging", "privacy", "features", "segmentation", "predictive"
 )
 REFIT_JOB_NAME = "refit_segmentation"
+SET_CHAMPION_JOB_NAME = "set_champion"
 
 
 def build_daily_job() -> UnresolvedAssetJobDefinition:
@@ -49,6 +50,22 @@ def build_refit_segmentation_job() -> UnresolvedAssetJobDefinition:
         tags=WAREHOUSE_RUN_TAG,
         config={"ops": {"segmentation_model": {"config": {"force_refit": True}}}},
         description="Refit the segmentation model on request (not waiting for its age limit).",
+    )
+
+
+def build_set_champion_job() -> UnresolvedAssetJobDefinition:
+    """Make chosen model versions the champions of the chosen day(s) (manual promotion or
+    rollback), then re-score the customers. The versions are run config, e.g.
+    ``ops: {predictive_models: {config: {set_champion: ["20261123-churn-1a2b3c4d5e"]}}}``;
+    ``SELECT kind, model_version, metrics FROM model_registry`` lists them."""
+    return define_asset_job(
+        name=SET_CHAMPION_JOB_NAME,
+        selection=AssetSelection.assets("predictive_models", "customer_scores"),
+        tags=WAREHOUSE_RUN_TAG,
+        description=(
+            "Make the model versions given as config (set_champion) the champions of the "
+            "chosen day(s), then re-score customers: manual promotion or rollback."
+        ),
     )
 
 

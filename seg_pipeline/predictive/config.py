@@ -88,6 +88,11 @@ class PredictiveConfig(Config):
         description="fewer positive or negative training or validation labels: no challenger",
     )
     seed: int = Field(default=20261126, description="sampling, folds and estimators")
+    set_champion: list[str] = Field(
+        default=[],
+        description="manual promotion or rollback (job set_champion): these model-store "
+        "versions become their target's champion on the run's days; nothing is trained",
+    )
 
     @field_validator("candidates")
     @classmethod

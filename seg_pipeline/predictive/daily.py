@@ -188,6 +188,7 @@ def predictive_models_rows(
     """The ``predictive_models`` rows of ``day``, one per target: the champion of the day
     before, replaced by the day's challenger if it is better (refit days only)."""
     settings = settings or PredictiveConfig()
+    by_hand = _versions_set_by_hand(conn, models, settings.set_champion)
     rows = []
     for target in settings.targets():
         champion = _previous_champion(conn, target.name, day)
@@ -198,13 +199,40 @@ def predictive_models_rows(
             "promoted": False,
             "decision": "not a refit day",
         }
-        if refit_day(day, settings.refit_every_days) == day:
+        if settings.set_champion:
+            if target.name in by_hand:
+                row["promoted"] = True
+                row["decision"] = f"set by hand (was {champion or 'none'})"
+                champion = by_hand[target.name]
+            else:
+                row["decision"] = "kept: no version of this target was set by hand"
+        elif refit_day(day, settings.refit_every_days) == day:
             row.update(_train_or_find(conn, day, target, settings, models, champion))
             if row["promoted"]:
                 champion = row["challenger_version"]
         row["champion_version"] = champion
         rows.append(row)
     return pl.DataFrame(rows, schema=MODELS_SCHEMA)
+
+
+def _versions_set_by_hand(
+    conn: duckdb.DuckDBPyConnection, models: ModelStore, versions: list[str]
+) -> dict[str, str]:
+    """Target -> version of ``set_champion``, checked against the model store."""
+    out: dict[str, str] = {}
+    for version in versions:
+        found = models.version(conn, version)
+        if found is None or found.kind not in MODEL_CLASSES:
+            raise ValueError(
+                f"set_champion: {version!r} is not a churn or purchase model version in "
+                "model_registry"
+            )
+        if found.kind in out:
+            raise ValueError(
+                f"set_champion: two {found.kind} versions: {out[found.kind]}, {version}"
+            )
+        out[found.kind] = version
+    return out
 
 
 def summarize_models(

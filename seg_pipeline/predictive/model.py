@@ -282,6 +282,10 @@ def fit_candidate(
     from sklearn.model_selection import GroupKFold, cross_val_predict
 
     numeric, categorical = input_columns(train, excluded)
+    # an input missing on every training row tells nothing (and gradient boosting cannot bin it)
+    empty = [c for c in (*numeric, *categorical) if train[c].null_count() == train.height]
+    numeric = [c for c in numeric if c not in empty]
+    categorical = [c for c in categorical if c not in empty]
     model = MODEL_CLASSES[target.name](
         target=target,
         family=family,
@@ -312,5 +316,6 @@ def fit_candidate(
         briers[method] = brier_score_loss(y_valid, model.calibrate(raw_valid))
     model.calibration = min(briers, key=briers.get)
     model.calibrator = _fit_calibrators(oof, y_train)[model.calibration]
+    model.info["inputs_missing_in_training"] = empty
     model.info["validation_brier_by_calibration"] = {k: float(v) for k, v in briers.items()}
     return model

@@ -257,10 +257,16 @@ def champion_decision(
     challenger: Challenger, champion: ScoreModel | None, metric: str
 ) -> tuple[bool, str]:
     """(promote?, why): the challenger replaces the champion only if it scores higher on
-    ``metric`` on the challenger's validation cut-off, where both are scored."""
+    ``metric`` on the challenger's validation cut-off, where both are scored (or if the
+    champion predicts another horizon than the settings ask for)."""
     new = challenger.metrics[metric]
     if champion is None:
         return True, f"no champion yet; challenger {metric} {new:.4f}"
+    if champion.target != challenger.model.target:
+        return True, (
+            f"the champion predicts a {champion.target.horizon_days}-day horizon, the settings "
+            f"ask for {challenger.model.target.horizon_days}; challenger {metric} {new:.4f}"
+        )
     old = score_metrics(challenger.y_valid, champion.predict(challenger.valid), is_probability=True)
     challenger.champion_metrics = old
     cut = challenger.plan.validation_cutoff

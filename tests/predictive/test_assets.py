@@ -8,6 +8,7 @@ import math
 from datetime import date
 
 import polars as pl
+from dagster import DagsterInstance
 
 from seg_pipeline.definitions import build_definitions
 from seg_pipeline.resources import query_frame
@@ -133,3 +134,31 @@ def test_a_champion_is_trained_promoted_and_scores_every_customer(
     with warehouse_for(loaded_settings).connection() as conn:
         assert _table(conn, "SELECT count(*) AS n FROM model_registry")["n"][0] == registry.height
         assert {name: fingerprint(conn, name) for name in assets} == first
+
+    # manual rollback: the set_champion job makes a chosen version the champion of a day
+    job = defs.resolve_job_def("set_champion")
+    earlier = {"set_champion": [champions["purchase"]], **SHORT["predictive_models"]}
+    done = job.execute_in_process(
+        instance=DagsterInstance.ephemeral(),
+        tags={"dagster/partition": MONTH_END.isoformat()},
+        run_config={"ops": {"predictive_models": {"config": earlier}}},
+    )
+    assert done.success
+    with warehouse_for(loaded_settings).connection() as conn:
+        day = _table(
+            conn, "SELECT * FROM predictive_models WHERE as_of_date = ? ORDER BY target", MONTH_END
+        )
+    purchase = day.filter(pl.col("target") == "purchase").row(0, named=True)
+    assert purchase["champion_version"] == champions["purchase"]
+    assert purchase["decision"] == f"set by hand (was {champions['purchase']})"
+    assert day.filter(pl.col("target") == "churn")["decision"][0].startswith("kept")
+    unknown = job.execute_in_process(
+        instance=DagsterInstance.ephemeral(),
+        tags={"dagster/partition": MONTH_END.isoformat()},
+        run_config={"ops": {"predictive_models": {"config": {"set_champion": ["no-such"]}}}},
+        raise_on_error=False,
+    )
+    assert not unknown.success
+    assert "'no-such' is not a churn or purchase model version" in str(
+        unknown.get_step_failure_events()[0].event_specific_data.error
+    )

@@ -95,3 +95,23 @@ def test_contributions_add_up_to_the_models_log_odds(model: ScoreModel) -> None:
     total = model.contributions(frame).sum(axis=1)
     # the same base value for every customer: the rest is split exactly among the inputs
     np.testing.assert_allclose(log_odds - total, (log_odds - total)[0], atol=1e-6)
+
+
+def test_an_input_missing_on_every_training_row_is_left_out() -> None:
+    """A new deployment's first days: no customer has e.g. a review yet."""
+    train, y_train = _customers(1000, seed=4)
+    valid, y_valid = _customers(400, seed=5)
+    empty = pl.Series("avg_review_rating", [None] * 1000, dtype=pl.Float64)
+    fitted = fit_candidate(
+        "hist_gradient_boosting",
+        CHURN,
+        train.with_columns(empty),
+        y_train,
+        valid.with_columns(empty[:400]),
+        y_valid,
+        excluded=set(),
+        seed=0,
+    )
+    assert "avg_review_rating" not in fitted.features
+    assert fitted.info["inputs_missing_in_training"] == ["avg_review_rating"]
+    assert fitted.predict(_example().with_columns(empty[:2])).shape == (2,)

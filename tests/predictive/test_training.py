@@ -3,6 +3,7 @@ rule, on ten generated weeks."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -188,6 +189,10 @@ def test_a_worse_challenger_stays_challenger(
     promoted, why = champion_decision(strong, weak.model, "roc_auc")
     assert promoted and "> champion" in why
     assert champion_decision(strong, None, "roc_auc")[0]
+    # a champion of another horizon is replaced whatever it scores
+    longer = replace(strong.model, target=Target("churn", 28, "churn_risk"))
+    promoted, why = champion_decision(weak, longer, "roc_auc")
+    assert promoted and "28-day horizon" in why
 
 
 def test_a_stored_model_scores_the_same(
