@@ -68,11 +68,11 @@ def _estimator(family: Family, n_numeric: int, n_indicators: int, seed: int) -> 
 
     if family == "hist_gradient_boosting":
         return HistGradientBoostingClassifier(
-            max_iter=300,
-            learning_rate=0.08,
+            max_iter=200,
+            learning_rate=0.1,
             early_stopping=True,
             validation_fraction=0.1,
-            n_iter_no_change=20,
+            n_iter_no_change=10,
             random_state=seed,
         )
     if family == "logistic_regression":
