@@ -21,6 +21,7 @@ Results are printed and appended to ``benchmarks/results/day.jsonl``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -56,6 +57,15 @@ def _env(data_dir: Path, warehouse: Path, home: Path) -> dict[str, str]:
         "SEG_PARTITIONS_START": DAY1.isoformat(),
         "SEG_PSEUDONYMISATION_KEY": os.environ.get("SEG_PSEUDONYMISATION_KEY", KEY),
     }
+
+
+def _code_fingerprint() -> str:
+    """SHA-256 of the pipeline's code and SQL: what day 1's warehouse was built by."""
+    digest = hashlib.sha256()
+    for path in sorted([*REPO_ROOT.glob("seg_pipeline/**/*.py"), *REPO_ROOT.glob("sql/**/*.sql")]):
+        digest.update(str(path.relative_to(REPO_ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _generate(data_dir: Path, customers: int, web_events: int) -> float | None:
@@ -201,11 +211,19 @@ def main(argv: list[str] | None = None) -> int:
     if generated is not None:
         print(f"Generated two days in {generated:.0f} s under {data_dir}")
     start_state = data_dir / "day1.duckdb"
-    if not start_state.exists():
+    built_by = data_dir / "day1.code"
+    fresh = built_by.exists() and built_by.read_text() == _code_fingerprint()
+    if not (start_state.exists() and fresh):
+        # day 1 is the starting state of the measured day: rebuilt when the code changed
+        # (a table's shape may have changed with it)
         building = data_dir / "day1.building.duckdb"
         building.unlink(missing_ok=True)
+        start_state.unlink(missing_ok=True)
+        shutil.rmtree(data_dir / "models", ignore_errors=True)
+        shutil.rmtree(data_dir / "home_day1", ignore_errors=True)
         wall, peak = _materialize(DAY1, _env(data_dir, building, data_dir / "home_day1"))
         building.rename(start_state)
+        built_by.write_text(_code_fingerprint())
         print(f"Day 1 (no state yet): {wall:.1f} s, peak {peak:,.0f} MB")
 
     with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
