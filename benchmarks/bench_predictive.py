@@ -48,9 +48,7 @@ def _train(warehouse: Path, model_dir: Path, truth_dir: Path) -> dict:
     from seg_pipeline.models.store import ModelStore
     from seg_pipeline.predictive.config import PredictiveConfig
     from seg_pipeline.predictive.daily import MODELS_SCHEMA
-    from seg_pipeline.predictive.metrics import score_metrics
-    from seg_pipeline.predictive.model import fit_candidate
-    from seg_pipeline.predictive.training import excluded_inputs
+    from seg_pipeline.predictive.training import best_candidate
     from seg_pipeline.resources import Warehouse, query_frame, read_sql, write_frame
 
     settings = PredictiveConfig()
@@ -73,27 +71,12 @@ def _train(warehouse: Path, model_dir: Path, truth_dir: Path) -> dict:
             labels = (rng.random(rows.height) < p).astype(np.int8)
             train, valid = rows[:n_train], rows[n_train:]
             y_train, y_valid = labels[:n_train], labels[n_train:]
-            best = None
-            for family in settings.candidates:
-                began = time.perf_counter()
-                model = fit_candidate(
-                    family,
-                    target,
-                    train,
-                    y_train,
-                    valid,
-                    y_valid,
-                    excluded=excluded_inputs(settings),
-                    seed=settings.seed,
-                )
-                timings[f"{target.name}_{family}_seconds"] = round(time.perf_counter() - began, 2)
-                metrics = score_metrics(y_valid, model.predict(valid), is_probability=True)
-                timings[f"{target.name}_{family}_roc_auc"] = round(metrics["roc_auc"], 4)
-                if best is None or metrics["roc_auc"] > best[0]:
-                    best = (metrics["roc_auc"], model)
-            assert best is not None
+            model, candidates = best_candidate(target, train, y_train, valid, y_valid, settings)
+            for family, figures in candidates.items():
+                timings[f"{target.name}_{family}_seconds"] = figures["fit_seconds"]
+                timings[f"{target.name}_{family}_roc_auc"] = round(figures["roc_auc"], 4)
             version = f"bench-{target.name}"
-            store.save(conn, best[1], version, training_end=DAY)
+            store.save(conn, model, version, training_end=DAY)
             versions[target.name] = version
         champions = pl.DataFrame(
             [

@@ -15,6 +15,7 @@ by the target. Features never read past C, labels never past T.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -193,6 +194,38 @@ def excluded_inputs(settings: PredictiveConfig) -> set[str]:
     return set() if settings.use_protected_attributes else set(settings.protected_attributes)
 
 
+def best_candidate(
+    target: Target,
+    train: pl.DataFrame,
+    y_train: np.ndarray,
+    valid: pl.DataFrame,
+    y_valid: np.ndarray,
+    settings: PredictiveConfig,
+) -> tuple[ScoreModel, dict[str, dict[str, float]]]:
+    """Every family of ``settings.candidates`` fitted and calibrated; the best on ``valid`` by
+    ``champion_metric``, and each family's validation figures (with its fitting seconds)."""
+    candidates: dict[str, dict[str, float]] = {}
+    best: tuple[float, ScoreModel] | None = None
+    for family in settings.candidates:
+        began = time.perf_counter()
+        model = fit_candidate(
+            family,
+            target,
+            train,
+            y_train,
+            valid,
+            y_valid,
+            excluded=excluded_inputs(settings),
+            seed=settings.seed,
+        )
+        metrics = score_metrics(y_valid, model.predict(valid), is_probability=True)
+        candidates[family] = {**metrics, "fit_seconds": round(time.perf_counter() - began, 2)}
+        if best is None or metrics[settings.champion_metric] > best[0]:
+            best = (metrics[settings.champion_metric], model)
+    assert best is not None
+    return best[1], candidates
+
+
 def train_challenger(
     conn: duckdb.DuckDBPyConnection,
     day: date,
@@ -218,29 +251,11 @@ def train_challenger(
                 f"{target.name}: the {name} rows hold {smallest} of the rarer label "
                 f"(min_labels {settings.min_labels})"
             )
-    candidates: dict[str, dict[str, float]] = {}
-    best: tuple[float, ScoreModel] | None = None
-    for family in settings.candidates:
-        model = fit_candidate(
-            family,
-            target,
-            train,
-            y_train,
-            valid,
-            y_valid,
-            excluded=excluded_inputs(settings),
-            seed=settings.seed,
-        )
-        metrics = score_metrics(y_valid, model.predict(valid), is_probability=True)
-        candidates[family] = metrics
-        if best is None or metrics[settings.champion_metric] > best[0]:
-            best = (metrics[settings.champion_metric], model)
-    assert best is not None
+    model, candidates = best_candidate(target, train, y_train, valid, y_valid, settings)
     baselines = {
         name: score_metrics(y_valid, score, is_probability=False)
         for name, score in baseline_scores(conn, valid, target).items()
     }
-    model = best[1]
     return Challenger(
         model=model,
         plan=plan,
