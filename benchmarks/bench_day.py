@@ -68,12 +68,21 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()
 
 
+# Raised when the generator's truth files gain what an evaluation needs (2: campaign funnel).
+TRUTH_VERSION = 2
+
+
 def _generate(data_dir: Path, customers: int, web_events: int) -> float | None:
     """Generate both days unless the same sizes are there already; seconds, or None if cached."""
     from seg_pipeline.generator import GeneratorConfig, generate
 
     marker = data_dir / "generated.json"
-    wanted = {"customers": customers, "web_events": web_events, "days": [str(DAY1), str(DAY2)]}
+    wanted = {
+        "customers": customers,
+        "web_events": web_events,
+        "days": [str(DAY1), str(DAY2)],
+        "truth": TRUTH_VERSION,
+    }
     if marker.exists() and json.loads(marker.read_text()) == wanted:
         return None
     shutil.rmtree(data_dir, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Benchmark: train the churn model on a sample and score a day at 1,000,000 customers.
+"""Benchmark: train the predictive models on a sample and score a day at 1,000,000 customers.
 
 Reads the first day of ``make bench-day``'s data (1,000,000 customers; run ``make bench-day``
 once first, it is cached under ``data/bench_day``), on a copy of its warehouse:
@@ -6,12 +6,15 @@ once first, it is cached under ``data/bench_day``), on a copy of its warehouse:
 - **train**: as many rows as ``predictive_models`` trains on by default (``training_cutoffs`` x
   ``max_rows_per_cutoff`` = 300,000) and a validation cut-off's worth (50,000) drawn (seeded)
   from the day's ``customer_features``; two days of history hold no 90-day labels, so each row
-  is labelled by a draw from the oracle's churn probability (the generator's true rates,
-  ``seg_pipeline/evaluation/predictive.py``): a real signal of the real shape. Both candidates
-  are fitted and calibrated as ``predictive_models`` fits them, the best saved in the model
-  store and made the day's champion;
+  is labelled by a draw from the oracle's probability of each target (the generator's true
+  rates and campaign funnel, ``seg_pipeline/evaluation/predictive.py``): a real signal of the
+  real shape. Response rows get a channel drawn with the generator's shares; next-order rows are
+  a quarter as many customers at each of the curve's four horizons. Both candidates are fitted
+  and calibrated as ``predictive_models`` fits them, the best saved in the model store and made
+  the day's champion;
 - **score**: ``customer_scores`` of the day as the asset computes it: every customer scored by
-  the churn and purchase champions, churn reasons (exact Shapley values) for the riskiest decile.
+  the four champions (churn, purchase, response on each channel, the next-order curve at its
+  four horizons), churn reasons (exact Shapley values) for the riskiest decile.
 
 Each phase runs in a child process: wall seconds and peak resident memory are reported, and
 appended to ``benchmarks/results/predictive.jsonl``.
@@ -31,6 +34,7 @@ import tempfile
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from benchmarks.common import run_child
 from seg_pipeline.settings import REPO_ROOT
@@ -48,7 +52,7 @@ def _train(warehouse: Path, model_dir: Path, truth_dir: Path) -> dict:
     from seg_pipeline.models.store import ModelStore
     from seg_pipeline.predictive.config import PredictiveConfig
     from seg_pipeline.predictive.daily import MODELS_SCHEMA
-    from seg_pipeline.predictive.training import best_candidate
+    from seg_pipeline.predictive.training import best_candidate, register_model_inputs
     from seg_pipeline.resources import Warehouse, query_frame, read_sql, write_frame
 
     settings = PredictiveConfig()
@@ -59,22 +63,25 @@ def _train(warehouse: Path, model_dir: Path, truth_dir: Path) -> dict:
     timings: dict[str, float] = {}
     with Warehouse(database=str(warehouse), pseudonymisation_key=KEY).connection() as conn:
         started = time.perf_counter()
-        features = query_frame(
-            conn, read_sql("segmentation/customer_features_of_day"), {"as_of_date": DAY}
-        )
-        rows = features.sample(n_train + settings.max_rows_per_cutoff, seed=settings.seed)
+        register_model_inputs(conn)
+        features = query_frame(conn, read_sql("predictive/scoring_rows"), {"as_of_date": DAY})
+        customers = features.sample(n_train + settings.max_rows_per_cutoff, seed=settings.seed)
         timings["read_seconds"] = round(time.perf_counter() - started, 2)
         rng = np.random.default_rng(settings.seed)
         versions = {}
         for target in settings.targets():
-            p = oracle_scores(conn, rows["customer_id"], DAY, target, rates)
-            labels = (rng.random(rows.height) < p).astype(np.int8)
-            train, valid = rows[:n_train], rows[n_train:]
-            y_train, y_valid = labels[:n_train], labels[n_train:]
+            rows, n = _bench_rows(customers, target, n_train, rng)
+            if target.name == "response" and "max_open_p" not in rates.columns:
+                continue  # a truth folder written before the campaign funnel was kept
+            p = oracle_scores(conn, rows, DAY, target, rates)
+            labels = _draw_labels(rows, target, p, rng)
+            train, valid = rows[:n], rows[n:]
+            y_train, y_valid = labels[:n], labels[n:]
             model, candidates = best_candidate(target, train, y_train, valid, y_valid, settings)
             for family, figures in candidates.items():
                 timings[f"{target.name}_{family}_seconds"] = figures["fit_seconds"]
                 timings[f"{target.name}_{family}_roc_auc"] = round(figures["roc_auc"], 4)
+            timings[f"{target.name}_train_rows"] = n
             version = f"bench-{target.name}"
             store.save(conn, model, version, training_end=DAY)
             versions[target.name] = version
@@ -87,6 +94,36 @@ def _train(warehouse: Path, model_dir: Path, truth_dir: Path) -> dict:
         )
         write_frame(conn, "predictive_models", champions, "as_of_date", DAY)
     return {"train_rows": n_train, **timings}
+
+
+def _bench_rows(customers: Any, target: Any, n_train: int, rng: Any) -> tuple[Any, int]:
+    """The rows a target trains on from the sampled ``customers`` (training rows first) and
+    how many are training rows: a customer per row (churn, purchase), a send per row on a
+    channel drawn with the generator's shares (response), a customer at every horizon of the
+    next-order curve with the customer sample shrunk as ``cutoff_rows`` shrinks it."""
+    import polars as pl
+
+    if target.name == "response":
+        channels = rng.choice(["email", "sms", "push"], size=customers.height, p=[0.65, 0.15, 0.2])
+        return customers.with_columns(pl.Series("channel", channels)), n_train
+    if target.name == "next_order":
+        grid = len(target.conditions)
+        fewer = customers.head(customers.height // grid)
+        horizons = pl.DataFrame({"order_within_days": list(target.conditions)})
+        return fewer.join(horizons, how="cross"), (n_train // grid) * grid
+    return customers, n_train
+
+
+def _draw_labels(rows: Any, target: Any, p: Any, rng: Any) -> Any:
+    """Labels drawn from the oracle's probabilities ``p``; on the next-order curve one draw
+    per customer, so "an order within d days" never goes from yes to no as d grows."""
+    import numpy as np
+
+    if target.name != "next_order":
+        return (rng.random(rows.height) < p).astype(np.int8)
+    grid = len(target.conditions)
+    u = np.repeat(rng.random(rows.height // grid), grid)
+    return (u < p).astype(np.int8)
 
 
 def _score(warehouse: Path, model_dir: Path, top_share: float) -> dict:

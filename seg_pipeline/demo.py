@@ -50,10 +50,12 @@ def print_segments(warehouse: Warehouse, day: date) -> None:
 
 def demo_horizons(days: int) -> dict[str, int]:
     """Predictive horizons that a demo of ``days`` days can train on (a training set needs
-    about twice the churn horizon of history; production defaults are 90 and 30 days)."""
+    about twice the horizon of history; production defaults are 90, 30 and 60 days, and 7 for
+    campaign response)."""
     return {
         "churn_horizon_days": max(7, days // 4),
         "purchase_horizon_days": max(5, days // 8),
+        "next_order_horizon_days": max(7, days // 4),
         "cutoff_every_days": max(2, days // 15),
     }
 
@@ -76,6 +78,14 @@ def print_models(warehouse: Warehouse, day: date) -> None:
             f" (best baseline {name} {best['roc_auc']:.3f}), calibration error "
             f"{metrics['ece']:.3f}, validation cut-off {details['validation_cutoff']}"
         )
+        dates = details.get("next_order_dates")
+        if dates:
+            model, gap = dates["model"], dates["average_gap"]
+            print(
+                f"  {'':<9} {'':>3}       expected dates: concordance {model['concordance']:.3f}"
+                f" (average gap {gap['concordance']:.3f}), error {model['mae_days']:.1f} days"
+                f" ({gap['mae_days']:.1f})"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Materializing every daily asset for {start}..{end} as one backfill run ...")
     print(
         f"  predictive horizons for {args.days} days of history: churn "
-        f"{horizons['churn_horizon_days']} days, purchase {horizons['purchase_horizon_days']} days"
+        f"{horizons['churn_horizon_days']} days, purchase {horizons['purchase_horizon_days']} "
+        f"days, next order {horizons['next_order_horizon_days']} days"
     )
     result = run_daily_range(
         build_definitions(settings),

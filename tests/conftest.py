@@ -7,6 +7,11 @@ import os
 # Before anything imports SciPy, which reads it once: scikit-learn's array-API checks of the
 # segmentation estimators run instead of skipping (they need it set; NumPy inputs are unchanged).
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
+# pytest-xdist runs one worker per core: OpenMP (gradient boosting, K-Means) in each worker
+# starting a thread per core oversubscribes the cores, and OpenMP threads spin while they
+# wait. Before anything loads an OpenMP runtime.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pickle
 import shutil

@@ -1,5 +1,5 @@
-"""The best any churn or purchase model could do on generated data: an oracle that knows each
-customer's true purchase rate and drop-out probability.
+"""The best any predictive model could do on generated data: an oracle that knows each
+customer's true purchase rate, drop-out probability and campaign funnel.
 
 The generator simulates a daily BG/NBD-like process: while alive, a customer places
 Poisson(lambda) orders a day; after a day with k orders they drop out with probability
@@ -10,7 +10,9 @@ probability of being alive at C is
     P(alive) = A / (A + D),  A = (1 - p)^k * exp(-lambda * (C - t)),  D = 1 - (1 - p)^k
 
 (1 for a customer without an order), and of ordering within h days P(alive) *
-(1 - exp(-lambda * h)). Cancellations, campaign conversions and first-day orders of new sign-ups
+(1 - exp(-lambda * h)) (the next-order curve at h: the same). A send on a channel converts with
+probability P(alive) * min(open * channel factor, 0.95) * click * convert, the funnel the
+generator draws. Cancellations, campaign conversions and first-day orders of new sign-ups
 are left out, so the oracle is a close upper reference, not an exact bound.
 
 Reads the generator's truth file; nothing that produces scores imports this module.
@@ -18,38 +20,65 @@ Reads the generator's truth file; nothing that produces scores imports this modu
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import polars as pl
-from sklearn.metrics import roc_auc_score
 
-from seg_pipeline.evaluation.truth import read_truth
+from seg_pipeline.evaluation.truth import TRUTH_FILE, read_truth
 from seg_pipeline.models.store import ModelStore
 from seg_pipeline.predictive.config import PredictiveConfig, Target
 from seg_pipeline.resources import query_frame, read_sql
 
+RATE_COLUMNS = (
+    "customer_id",
+    "lambda",
+    "p_dropout",
+    "campaign_open_p",
+    "campaign_click_p",
+    "campaign_convert_p",
+)
+
 
 def read_rates(truth_dir: Path) -> pl.DataFrame | None:
-    """customer_id, true daily purchase rate and drop-out probability, if a truth file exists."""
-    return read_truth(truth_dir, ("customer_id", "lambda", "p_dropout"))
+    """customer_id, true daily purchase rate, drop-out probability and campaign funnel
+    probabilities (with the channel factors of the generator's parameters in ``open_factor_*``
+    columns and its cap in ``max_open_p``), if a truth file exists."""
+    path = Path(truth_dir) / TRUTH_FILE
+    if not path.exists():
+        return None
+    present = pl.read_parquet_schema(path)
+    rates = read_truth(truth_dir, tuple(c for c in RATE_COLUMNS if c in present))
+    params = Path(truth_dir) / "params.json"
+    funnel = json.loads(params.read_text()).get("campaign_funnel") if params.exists() else None
+    if funnel is None or "campaign_click_p" not in rates.columns:
+        # truth written before the campaign funnel was kept: no response oracle
+        return rates.drop(c for c in RATE_COLUMNS[3:] if c in rates.columns)
+    return rates.with_columns(
+        pl.lit(funnel["max_open_p"]).alias("max_open_p"),
+        *(
+            pl.lit(factor).alias(f"open_factor_{channel}")
+            for channel, factor in funnel["channel_open_factor"].items()
+        ),
+    )
 
 
 def oracle_scores(
     conn: duckdb.DuckDBPyConnection,
-    customers: pl.Series,
+    rows: pl.DataFrame,
     cutoff: date,
     target: Target,
     rates: pl.DataFrame,
 ) -> np.ndarray:
-    """The oracle's probability of ``target`` for each of ``customers`` at ``cutoff``."""
+    """The oracle's probability of ``target`` for each of ``rows`` (training rows of
+    ``cutoff``: customer_id, and the channel or horizon the target is asked at)."""
     history = query_frame(conn, read_sql("evaluation/order_history"), {"as_of_date": cutoff})
-    rows = (
-        pl.DataFrame({"customer_id": customers})
-        .join(rates, on="customer_id", how="left")
-        .join(history, on="customer_id", how="left")
+    rows = rows.join(rates, on="customer_id", how="left", maintain_order="left").join(
+        history, on="customer_id", how="left", maintain_order="left"
     )
     if rows["lambda"].null_count():
         raise ValueError(f"{rows['lambda'].null_count()} scored customers are not in the truth")
@@ -64,8 +93,34 @@ def oracle_scores(
     stays = (1 - p) ** k
     alive_weight = stays * np.exp(-lam * since)
     alive = np.where(k > 0, alive_weight / (alive_weight + (1 - stays)), 1.0)
-    buys = alive * (1 - np.exp(-lam * target.horizon_days))
+    if target.name == "response":
+        factor = rows.select(
+            pl.coalesce(
+                pl.when(pl.col("channel") == c[len("open_factor_") :]).then(pl.col(c))
+                for c in rows.columns
+                if c.startswith("open_factor_")
+            )
+        ).to_series()
+        opens = np.minimum(
+            rows["campaign_open_p"].to_numpy() * factor.to_numpy(), rows["max_open_p"].to_numpy()
+        )
+        return (
+            alive
+            * opens
+            * rows["campaign_click_p"].to_numpy()
+            * rows["campaign_convert_p"].to_numpy()
+        )
+    horizon = (
+        rows["order_within_days"].to_numpy() if target.name == "next_order" else target.horizon_days
+    )
+    buys = alive * (1 - np.exp(-lam * horizon))
     return 1 - buys if target.positive_when_no_order else buys
+
+
+def _roc_auc(target: Target, rows: pl.DataFrame, y: np.ndarray, score: np.ndarray) -> float:
+    from seg_pipeline.predictive.training import measure
+
+    return measure(target, rows, y, score, is_probability=False)["roc_auc"]
 
 
 def against_truth(
@@ -79,7 +134,7 @@ def against_truth(
     champions = query_frame(conn, read_sql("predictive/champions_of_day"), {"as_of_date": day})
     out: dict[str, dict[str, float | str]] = {}
     for target_name, version in champions.iter_rows():
-        if version is None:
+        if version is None or (target_name == "response" and "max_open_p" not in rates.columns):
             continue
         found = models.version(conn, version)
         assert found is not None
@@ -91,15 +146,15 @@ def against_truth(
             conn, cutoff, sizes[cutoff], model.target, found.training_end, settings
         )
         y = rows["_label"].to_numpy()
+
+        roc_auc = partial(_roc_auc, model.target, rows, y)
         baselines = {
-            name: roc_auc_score(y, score)
+            name: roc_auc(score)
             for name, score in training.baseline_scores(conn, rows, model.target).items()
         }
         best = max(baselines, key=baselines.get)
-        oracle = roc_auc_score(
-            y, oracle_scores(conn, rows["customer_id"], cutoff, model.target, rates)
-        )
-        auc = roc_auc_score(y, model.predict(rows))
+        oracle = roc_auc(oracle_scores(conn, rows, cutoff, model.target, rates))
+        auc = roc_auc(model.predict(rows))
         gap = oracle - baselines[best]
         out[target_name] = {
             "champion": version,

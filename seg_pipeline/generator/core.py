@@ -353,13 +353,13 @@ class World:
         for k in range(n_camp):
             aud = eligible[rng.random(eligible.size) < rng.uniform(0.3, 0.8)]
             ch = int(rng.choice(3, p=[0.65, 0.15, 0.2]))
-            factor = (1.0, 1.4, 0.7)[ch]
+            factor = CHANNEL_OPEN_FACTOR[CAMPAIGN_CHANNELS[ch]]
             sent_us = (
                 base_ms * 1000
                 + int(rng.integers(7, 18)) * 3_600_000_000
                 + rng.integers(0, 2_700_000_000, size=aud.size)
             )
-            opened = rng.random(aud.size) < np.minimum(c["open_p"][aud] * factor, 0.95)
+            opened = rng.random(aud.size) < np.minimum(c["open_p"][aud] * factor, MAX_OPEN_P)
             clicked = opened & (rng.random(aud.size) < c["click_p"][aud])
             conv = clicked & c["alive"][aud] & (rng.random(aud.size) < c["conv_p"][aud])
             converted.append(aud[conv])
@@ -369,7 +369,7 @@ class World:
                         "campaign_id": pl.Series([f"CMP{day:%Y%m%d}{k + 1:02d}"] * aud.size),
                         "customer_id": customer_ids(aud),
                         "sent_at": pl.Series(sent_us).cast(pl.Datetime("us", "UTC")),
-                        "channel": pl.Series([("email", "sms", "push")[ch]] * aud.size),
+                        "channel": pl.Series([CAMPAIGN_CHANNELS[ch]] * aud.size),
                         "opened": opened,
                         "clicked": clicked,
                         "converted": conv,
@@ -773,6 +773,8 @@ class World:
                 "satisfaction": c["satisfaction"],
                 "review_propensity": c["review_p"],
                 "campaign_open_p": c["open_p"],
+                "campaign_click_p": c["click_p"],
+                "campaign_convert_p": c["conv_p"],
                 "marketing_consent": c["consent"],
                 "alive_at_end": c["alive"],
                 "dropout_date": pl.Series(dropout.astype(np.int32))
@@ -785,6 +787,12 @@ class World:
             }
         )
 
+
+# Campaign channels and how each scales a customer's open probability (a send converts when it
+# is opened, clicked and converted, while the customer is alive).
+CAMPAIGN_CHANNELS = ("email", "sms", "push")
+CHANNEL_OPEN_FACTOR = {"email": 1.0, "sms": 1.4, "push": 0.7}
+MAX_OPEN_P = 0.95
 
 _SENDS_SCHEMA = {
     "campaign_id": pl.String,
@@ -906,6 +914,11 @@ def generate(config: GeneratorConfig) -> GenerationSummary:
             "crm_change_rate_per_day": CHANGE_RATE,
             "anonymous_session_share": ANON_SHARE,
             "dead_browse_factor": DEAD_BROWSE,
+        },
+        # a send converts with P(alive) * min(open_p * factor, max_open_p) * click_p * convert_p
+        "campaign_funnel": {
+            "channel_open_factor": CHANNEL_OPEN_FACTOR,
+            "max_open_p": MAX_OPEN_P,
         },
         "mess": summary.mess,
     }

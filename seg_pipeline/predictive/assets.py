@@ -21,16 +21,19 @@ PREDICTIVE_MODELS_TABLE = DailyTable(
     name="predictive_models",
     group=GROUP,
     kinds=("scikitlearn",),
-    deps=("customer_features", "stg_orders", "customer_clv"),
+    deps=("customer_features", "stg_orders", "stg_campaign_sends", "customer_clv"),
     description=(
         "Per day and target (churn: no completed order in the next churn_horizon_days; "
-        "purchase: one in the next purchase_horizon_days), the champion model in force. On "
-        "refit days (default every Monday) a challenger is trained point-in-time on stacked "
-        "weekly customer_features snapshots whose labels end before a later validation "
-        "cut-off (HistGradientBoosting and logistic regression, calibrated isotonic or "
-        "sigmoid), measured there beside the baselines (recency, RFM, BG/NBD) and the "
-        "champion, and promoted only if it beats the champion. Every challenger is a version "
-        "in the model store. Source: sql/predictive/training_rows.sql."
+        "purchase: one in the next purchase_horizon_days; response: a campaign send of the "
+        "next response_window_days converts; next_order: an order within d days, for d up to "
+        "next_order_horizon_days), the champion model in force. On refit days (default every "
+        "Monday) a challenger is trained point-in-time on stacked weekly customer_features "
+        "and customer_clv snapshots whose labels end before a later validation cut-off "
+        "(HistGradientBoosting and logistic regression, calibrated isotonic or sigmoid), "
+        "measured there beside the baselines (recency, RFM, BG/NBD, last response rate) and "
+        "the champion, and promoted only if it beats the champion. Every challenger is a "
+        "version in the model store. Source: sql/predictive/training_rows.sql, "
+        "response_rows.sql."
     ),
     compute=daily.predictive_models_rows,
     config=PredictiveConfig,
@@ -45,7 +48,8 @@ CUSTOMER_SCORES_TABLE = DailyTable(
     kinds=("scikitlearn",),
     deps=("predictive_models", "customer_features", "customer_clv", "customer_segments"),
     description=(
-        "Every customer each day: churn risk and its decile, purchase propensity (calibrated "
+        "Every customer each day: churn risk and its decile, purchase propensity, expected date "
+        "of next order and response probability per campaign channel (calibrated "
         "probabilities from the champions of predictive_models; null before a first "
         "champion), the three inputs that raise the churn risk most for the riskiest decile "
         "(exact Shapley values, shap), expected lifetime value and probability alive "

@@ -2,7 +2,7 @@
 
 PREDICTIVE_MODELS = {
     "as_of_date": "The day.",
-    "target": "churn or purchase.",
+    "target": "churn, purchase, response or next_order.",
     "horizon_days": "Days after a cut-off the label looks at.",
     "champion_version": "Model-store version scoring customers this day (null: none yet).",
     "challenger_version": "Version trained this day (refit days with enough history).",
@@ -24,6 +24,13 @@ CUSTOMER_SCORES = {
     "Shapley values). Filled for the riskiest reasons_top_share (config, default the top "
     "decile), null for the others.",
     "purchase_propensity": "Calibrated probability of a completed order in the purchase horizon.",
+    "expected_next_order_date": "Day by which the next-order model's probability of a completed "
+    "order reaches one half (null: not within next_order_horizon_days, or no model yet).",
+    "expected_days_to_next_order": "The same as days after as_of_date (interpolated).",
+    "response_email": "Calibrated probability that an e-mail campaign sent to the customer "
+    "converts (response model).",
+    "response_sms": "The same for an SMS campaign.",
+    "response_push": "The same for a push notification.",
     "expected_clv": "Expected discounted spend over the CLV horizon (customer_clv; null: "
     "no purchase yet).",
     "prob_alive": "BG/NBD probability the customer is still active (customer_clv).",
@@ -31,4 +38,6 @@ CUSTOMER_SCORES = {
     "segment_name": "Its name.",
     "churn_model_version": "Churn champion used.",
     "purchase_model_version": "Purchase champion used.",
+    "response_model_version": "Response champion used.",
+    "next_order_model_version": "Next-order champion used.",
 }

@@ -22,7 +22,7 @@ from pydantic import Field
 from seg_pipeline.features.reviews import refit_day
 from seg_pipeline.metadata import PlotFolder, markdown_table
 from seg_pipeline.models.store import ModelStore, fingerprint
-from seg_pipeline.predictive.config import PredictiveConfig, Target
+from seg_pipeline.predictive.config import CHANNELS, PredictiveConfig, Target
 from seg_pipeline.predictive.model import MODEL_CLASSES, ScoreModel
 from seg_pipeline.resources import query_frame, read_sql, table_exists
 
@@ -235,8 +235,8 @@ def _versions_set_by_hand(
         found = models.version(conn, version)
         if found is None or found.kind not in MODEL_CLASSES:
             raise ValueError(
-                f"set_champion: {version!r} is not a churn or purchase model version in "
-                "model_registry"
+                f"set_champion: {version!r} is not a version of a predictive model "
+                f"({', '.join(MODEL_CLASSES)}) in model_registry"
             )
         if found.kind in out:
             raise ValueError(
@@ -269,6 +269,7 @@ def summarize_models(
         found = models.version(conn, version)
         assert found is not None
         details = found.details
+        condition = {"response": "channel", "next_order": "horizon"}.get(target)
         header = ("score", "ROC AUC", "PR AUC", "Brier", "ECE", "lift top 10%", "capture top 10%")
         table = [
             (
@@ -282,12 +283,23 @@ def summarize_models(
                 for name, m in details["baselines"].items()
             ),
         ]
+        averaged = f" (figures averaged over each {condition})" if condition else ""
         meta[f"{target}_validation"] = MetadataValue.md(
-            f"Validation cut-off {details['validation_cutoff']}, "
-            f"{details['validation_rows']} customers; trained on "
+            f"Validation cut-off {details['validation_cutoff']}{averaged}, "
+            f"{details['validation_rows']} rows; trained on "
             f"{details['train_rows']} rows of {len(details['training_cutoffs'])} cut-offs.\n\n"
             + markdown_table(header, [_rounded(r) for r in table])
         )
+        dates = details.get("next_order_dates")
+        if dates:
+            meta[f"{target}_expected_dates"] = MetadataValue.md(
+                "Expected days to the next order against what happened (validation cut-off, "
+                f"{dates['model']['rows']} customers).\n\n"
+                + markdown_table(
+                    ("expected days from", "concordance", "MAE days", "recall", "precision"),
+                    [_rounded((name, *(f[k] for k in DATE_FIGURES))) for name, f in dates.items()],
+                )
+            )
         groups = [
             (attribute, group, *figures.values())
             for attribute, by_group in details.get("groups", {}).items()
@@ -320,6 +332,9 @@ def summarize_models(
             f"{target} permutation importance",
         )
     return meta
+
+
+DATE_FIGURES = ("concordance", "mae_days", "date_recall", "date_precision")
 
 
 def _rounded(row: tuple) -> tuple:
@@ -355,26 +370,41 @@ def customer_scores_rows(
     (null where a target has no champion yet), the churn reasons of the riskiest
     ``reasons_top_share``, expected CLV and segment."""
     settings = settings or CustomerScoresConfig()
-    features = query_frame(
-        conn, read_sql("segmentation/customer_features_of_day"), {"as_of_date": day}
-    )
+    from seg_pipeline.predictive.training import register_model_inputs
+
+    register_model_inputs(conn)
+    features = query_frame(conn, read_sql("predictive/scoring_rows"), {"as_of_date": day})
     champions = query_frame(conn, read_sql("predictive/champions_of_day"), {"as_of_date": day})
     versions = dict(zip(champions["target"], champions["champion_version"], strict=True))
     n = features.height
+    nothing = pl.Series([None] * n, dtype=pl.Float64)
     columns: dict[str, pl.Series] = {}
     reasons = pl.Series("churn_reasons", [None] * n, dtype=pl.List(REASON))
-    for target in ("churn", "purchase"):
-        version = versions.get(target)
-        column = "churn_risk" if target == "churn" else "purchase_propensity"
-        if version is None:
-            scores = pl.Series(column, [None] * n, dtype=pl.Float64)
-        else:
-            model = load_score_model(conn, models, target, version)
-            scores = pl.Series(column, model.predict(features).round(4))
-            if target == "churn" and settings.reasons_top_share > 0:
-                reasons = _top_reasons(model, features, scores, settings)
-        columns[column] = scores
-        columns[f"{target}_model_version"] = pl.Series([version] * n, dtype=pl.String)
+    models_of_day = {
+        target: load_score_model(conn, models, target, version)
+        for target, version in versions.items()
+        if version is not None
+    }
+    for target, column in (("churn", "churn_risk"), ("purchase", "purchase_propensity")):
+        model = models_of_day.get(target)
+        columns[column] = nothing if model is None else pl.Series(model.predict(features).round(4))
+    if "churn" in models_of_day and settings.reasons_top_share > 0:
+        reasons = _top_reasons(models_of_day["churn"], features, columns["churn_risk"], settings)
+    response = models_of_day.get("response")
+    for channel in CHANNELS:
+        columns[f"response_{channel}"] = (
+            nothing
+            if response is None
+            else pl.Series(response.predict_at(features, channel).round(4))
+        )
+    next_order = models_of_day.get("next_order")
+    columns["expected_days_to_next_order"] = (
+        nothing
+        if next_order is None
+        else pl.Series(next_order.expected_days(features).round(1)).fill_nan(None)
+    )
+    for target in MODEL_CLASSES:
+        columns[f"{target}_model_version"] = pl.Series([versions.get(target)] * n, dtype=pl.String)
     frame = pl.DataFrame(
         {
             "as_of_date": pl.Series([day] * n, dtype=pl.Date),
@@ -385,7 +415,13 @@ def customer_scores_rows(
     ).with_columns(
         ((pl.col("churn_risk").rank("ordinal") - 1) * 10 // pl.col("churn_risk").count() + 1)
         .cast(pl.Int8)
-        .alias("churn_risk_decile")
+        .alias("churn_risk_decile"),
+        (
+            pl.col("as_of_date")
+            + pl.duration(
+                days=pl.col("expected_days_to_next_order").fill_nan(None).ceil().cast(pl.Int64)
+            )
+        ).alias("expected_next_order_date"),
     )
     extra = query_frame(conn, read_sql("predictive/score_context"), {"as_of_date": day})
     return frame.join(extra, on="customer_id", how="left").select(
@@ -395,12 +431,14 @@ def customer_scores_rows(
         "churn_risk_decile",
         "churn_reasons",
         "purchase_propensity",
+        "expected_next_order_date",
+        "expected_days_to_next_order",
+        *(f"response_{channel}" for channel in CHANNELS),
         "expected_clv",
         "prob_alive",
         "segment_id",
         "segment_name",
-        "churn_model_version",
-        "purchase_model_version",
+        *(f"{target}_model_version" for target in MODEL_CLASSES),
     )
 
 
@@ -418,6 +456,15 @@ def _top_reasons(
     return pl.Series("churn_reasons", values, dtype=pl.List(REASON))
 
 
+SCORE_COLUMNS = (
+    "churn_risk",
+    "purchase_propensity",
+    "expected_days_to_next_order",
+    *(f"response_{channel}" for channel in CHANNELS),
+    "expected_clv",
+)
+
+
 def summarize_scores(
     conn: duckdb.DuckDBPyConnection, start: date, end: date, last: pl.DataFrame, *_: Any
 ) -> dict[str, Any]:
@@ -427,7 +474,7 @@ def summarize_scores(
     )
     meta: dict[str, Any] = {}
     rows = []
-    for column in ("churn_risk", "purchase_propensity", "expected_clv"):
+    for column in SCORE_COLUMNS:
         values = last[column].drop_nulls()
         if values.is_empty():
             continue

@@ -61,3 +61,54 @@ def score_metrics(y: np.ndarray, score: np.ndarray, *, is_probability: bool) -> 
         out["neg_brier"] = -out["brier"]
         out["ece"] = expected_calibration_error(y, score)
     return out
+
+
+def grouped_metrics(
+    y: np.ndarray, score: np.ndarray, groups: np.ndarray, *, is_probability: bool
+) -> dict[str, float]:
+    """:func:`score_metrics` within each group of ``groups`` that holds both labels, averaged
+    over those groups (``rows``: all of them; ``by_group`` figures are not kept)."""
+    y = np.asarray(y)
+    score = np.asarray(score, dtype=float)
+    each = []
+    for group in sorted(set(groups.tolist())):
+        inside = groups == group
+        if 0 < y[inside].sum() < inside.sum():
+            each.append(score_metrics(y[inside], score[inside], is_probability=is_probability))
+    if not each:
+        raise ValueError("no group holds both labels")
+    out = {key: float(np.mean([m[key] for m in each])) for key in each[0]}
+    out["rows"] = len(y)
+    out["positive_rate"] = float(y.mean())
+    return out
+
+
+def concordance_index(actual: np.ndarray, predicted: np.ndarray, horizon: float) -> float:
+    """Harrell's C of predicted days to an event against the actual days, where NaN in
+    ``actual`` means no event within ``horizon`` (censored there) and NaN in ``predicted``
+    means none expected within it: the share of comparable pairs (the earlier actual is an
+    event) whose predictions are in the same order, ties counting one half. O(n^2): pass a
+    sample of a few thousand rows."""
+    t = np.where(np.isnan(actual), horizon + 1.0, actual)
+    event = ~np.isnan(actual)
+    p = np.where(np.isnan(predicted), horizon + 1.0, predicted)
+    comparable = event[:, None] & (t[:, None] < t[None, :])
+    agree = (p[:, None] < p[None, :]) + 0.5 * (p[:, None] == p[None, :])
+    pairs = comparable.sum()
+    return float((agree * comparable).sum() / pairs) if pairs else float("nan")
+
+
+def date_figures(actual: np.ndarray, predicted: np.ndarray, horizon: float) -> dict[str, float]:
+    """How well expected days to the next order match the actual ones (NaN: none within
+    ``horizon``, actual or expected): concordance, mean absolute error in days where both
+    exist, and the shares of customers with an order given a date (recall) and with a date
+    who ordered (precision)."""
+    has_actual, has_predicted = ~np.isnan(actual), ~np.isnan(predicted)
+    both = has_actual & has_predicted
+    return {
+        "rows": len(actual),
+        "concordance": concordance_index(actual, predicted, horizon),
+        "mae_days": float(np.abs(actual[both] - predicted[both]).mean()) if both.any() else None,
+        "date_recall": float(both.sum() / has_actual.sum()) if has_actual.any() else None,
+        "date_precision": float(both.sum() / has_predicted.sum()) if has_predicted.any() else None,
+    }

@@ -26,9 +26,9 @@ import numpy as np
 import polars as pl
 
 from seg_pipeline.predictive.config import PredictiveConfig, Target
-from seg_pipeline.predictive.metrics import score_metrics
+from seg_pipeline.predictive.metrics import date_figures, grouped_metrics, score_metrics
 from seg_pipeline.predictive.model import ScoreModel, fit_candidate
-from seg_pipeline.resources import bind_params, query_frame, read_sql
+from seg_pipeline.resources import bind_params, query_frame, read_sql, run_sql
 
 
 class NotEnoughHistory(ValueError):
@@ -68,7 +68,12 @@ def cutoff_plan(
             f"{validation} ({target.horizon_days} days before {day})"
         )
     step = timedelta(days=settings.cutoff_every_days)
-    wanted = [validation - h - k * step for k in range(settings.training_cutoffs)]
+    count = (
+        settings.response_training_cutoffs
+        if target.name == "response"
+        else settings.training_cutoffs
+    )
+    wanted = [validation - h - k * step for k in range(count)]
     training = tuple(c for c in wanted if c in available)
     if not training:
         raise NotEnoughHistory(
@@ -79,6 +84,12 @@ def cutoff_plan(
     return CutoffPlan(day, validation, training)
 
 
+def register_model_inputs(conn: duckdb.DuckDBPyConnection) -> None:
+    """Define the table macro ``model_inputs(day)`` on ``conn`` (sql/predictive/model_inputs.sql):
+    a model's inputs on a day, the same in training and scoring."""
+    run_sql(conn, "predictive/model_inputs")
+
+
 def cutoff_rows(
     conn: duckdb.DuckDBPyConnection,
     cutoff: date,
@@ -87,12 +98,18 @@ def cutoff_rows(
     known_on: date,
     settings: PredictiveConfig,
 ) -> pl.DataFrame:
-    """Rows of one cut-off (features on ``cutoff``, days to next order as known on
-    ``known_on``), a seeded sample of about ``max_rows_per_cutoff`` of its ``customers``, with
-    the target's label in ``_label``."""
-    count = customers
-    per_million = min(1_000_000, int(np.ceil(settings.max_rows_per_cutoff / max(count, 1) * 1e6)))
-    sql = read_sql("predictive/training_rows")
+    """Rows of one cut-off (features on ``cutoff``, what happened after it as known on
+    ``known_on``) for a seeded sample of about ``max_rows_per_cutoff`` of its ``customers``,
+    with the target's label in ``_label``: one row per customer (churn, purchase), per send in
+    the window (response: ``sql/predictive/response_rows.sql``) or per customer and horizon of
+    the next-order curve (the sample shrunk so the rows stay about as many)."""
+    wanted = settings.max_rows_per_cutoff
+    if target.name == "next_order":
+        wanted = max(1, wanted // len(target.conditions))
+    per_million = min(1_000_000, int(np.ceil(wanted / max(customers, 1) * 1e6)))
+    sql = read_sql(
+        "predictive/response_rows" if target.name == "response" else "predictive/training_rows"
+    )
     params = {
         "cutoff_date": cutoff,
         "label_end_date": min(cutoff + timedelta(days=target.horizon_days), known_on),
@@ -100,14 +117,26 @@ def cutoff_rows(
         "seed": settings.seed,
         "sample_per_million": per_million,
     }
-    frame = query_frame(conn, sql, bind_params(sql, params)).sort("customer_id")
+    register_model_inputs(conn)
+    frame = query_frame(conn, sql, bind_params(sql, params))
+    if target.name == "next_order":
+        grid = pl.DataFrame(
+            {"order_within_days": target.conditions}, schema={"order_within_days": pl.Int32}
+        )
+        frame = frame.join(grid, how="cross")
+    if target.name != "response":  # response rows come ordered by customer, day and campaign
+        frame = frame.sort("customer_id", *([target.condition] if target.condition else []))
     return frame.with_columns(label(frame, target).alias("_label"))
 
 
 def label(frame: pl.DataFrame, target: Target) -> pl.Series:
     """1 where the target happened: churn = no completed order within the horizon, purchase =
-    one within it (``days_to_next_order`` is null when there was none)."""
-    ordered = frame["days_to_next_order"].le(target.horizon_days).fill_null(False)
+    one within it (``days_to_next_order`` is null when there was none), next_order = one
+    within the row's ``order_within_days``, response = the send converted."""
+    if target.name == "response":
+        return frame["_converted"].cast(pl.Int8)
+    within = frame["order_within_days"] if target.name == "next_order" else target.horizon_days
+    ordered = (frame["days_to_next_order"] <= within).fill_null(False)
     return (~ordered if target.positive_when_no_order else ordered).cast(pl.Int8)
 
 
@@ -138,12 +167,15 @@ def baseline_scores(
     - recency: days since the last completed order (since sign-up for customers without one);
     - rfm: the sum of the RFM quintile scores (sql/segmentation/customer_rfm.sql);
     - bgnbd_prob_alive / bgnbd_expected_purchases: customer_clv on the cut-off (BG/NBD covers
-      customers with a purchase; the others score 0).
+      customers with a purchase; the others score 0);
+    - last_response_rate (response only): the customer's conversions per send on the send's
+      channel up to the cut-off; their rate on every channel where they had no send of that
+      one, 0 without any send.
     """
     cutoff = rows["as_of_date"][0]
     ids = rows.select("customer_id")
     rfm = query_frame(conn, read_sql("segmentation/customer_rfm"), {"as_of_date": cutoff})
-    rfm = ids.join(rfm, on="customer_id", how="left").select(
+    rfm = ids.join(rfm, on="customer_id", how="left", maintain_order="left").select(
         (
             pl.col("rfm_recency_score")
             + pl.col("rfm_frequency_score")
@@ -155,7 +187,7 @@ def baseline_scores(
         read_sql("predictive/clv_baseline"),
         {"as_of_date": cutoff, "horizon_days": target.horizon_days},
     )
-    clv = ids.join(clv, on="customer_id", how="left").fill_null(0.0)
+    clv = ids.join(clv, on="customer_id", how="left", maintain_order="left").fill_null(0.0)
     recency = (
         rows.select(pl.coalesce("recency_days", "tenure_days").cast(pl.Float64))
         .to_series()
@@ -167,8 +199,34 @@ def baseline_scores(
         "bgnbd_prob_alive": clv["prob_alive"].to_numpy(),
         "bgnbd_expected_purchases": clv["expected_purchases"].to_numpy(),
     }
+    if target.name == "response":
+        rate = pl.col("_channel_conversions_before") / pl.col("_channel_sends_before")
+        toward_purchase["last_response_rate"] = (
+            rows.select(
+                pl.when(pl.col("_channel_sends_before") > 0)
+                .then(rate)
+                .otherwise(pl.col("campaign_conversion_rate"))
+                .fill_null(0.0)
+                .cast(pl.Float64)
+            )
+            .to_series()
+            .to_numpy()
+        )
     sign = -1.0 if target.positive_when_no_order else 1.0
     return {name: sign * score for name, score in toward_purchase.items()}
+
+
+def measure(
+    target: Target, rows: pl.DataFrame, y: np.ndarray, score: np.ndarray, *, is_probability: bool
+) -> dict[str, float]:
+    """The validation figures of ``score`` on ``rows``: for a target asked at several values of
+    an input (channel, horizon), measured within each value and averaged, so a score is not
+    credited for ranking one channel or horizon above another."""
+    if target.condition is None:
+        return score_metrics(y, score, is_probability=is_probability)
+    return grouped_metrics(
+        y, score, rows[target.condition].to_numpy(), is_probability=is_probability
+    )
 
 
 # ---------------------------------------------------------------------------- challenger
@@ -188,6 +246,7 @@ class Challenger:
     valid: pl.DataFrame = field(repr=False)
     y_valid: np.ndarray = field(repr=False)
     champion_metrics: dict[str, float] | None = None
+    dates: dict[str, dict[str, float]] | None = None  # next_order: expected dates vs actual
 
 
 def excluded_inputs(settings: PredictiveConfig) -> set[str]:
@@ -218,7 +277,7 @@ def best_candidate(
             excluded=excluded_inputs(settings),
             seed=settings.seed,
         )
-        metrics = score_metrics(y_valid, model.predict(valid), is_probability=True)
+        metrics = measure(target, valid, y_valid, model.predict(valid), is_probability=True)
         candidates[family] = {**metrics, "fit_seconds": round(time.perf_counter() - began, 2)}
         if best is None or metrics[settings.champion_metric] > best[0]:
             best = (metrics[settings.champion_metric], model)
@@ -253,7 +312,7 @@ def train_challenger(
             )
     model, candidates = best_candidate(target, train, y_train, valid, y_valid, settings)
     baselines = {
-        name: score_metrics(y_valid, score, is_probability=False)
+        name: measure(target, valid, y_valid, score, is_probability=False)
         for name, score in baseline_scores(conn, valid, target).items()
     }
     return Challenger(
@@ -265,7 +324,41 @@ def train_challenger(
         train_rows=train.height,
         valid=valid,
         y_valid=y_valid,
+        dates=next_order_dates(model, valid, settings.seed)
+        if target.name == "next_order"
+        else None,
     )
+
+
+DATE_SAMPLE = 3_000  # validation customers the concordance of expected dates is measured on
+
+
+def next_order_dates(
+    model: ScoreModel, valid: pl.DataFrame, seed: int
+) -> dict[str, dict[str, float]]:
+    """The expected days to the next order of a next-order model and of the average-gap
+    baseline (the customer's mean days between orders minus the days since the last one, none
+    for fewer than two orders or beyond the horizon) against what happened, on a seeded sample
+    of the validation customers."""
+    horizon = model.target.horizon_days
+    customers = valid.filter(pl.col("order_within_days") == max(model.target.conditions))
+    if customers.height > DATE_SAMPLE:
+        customers = customers.sample(DATE_SAMPLE, seed=seed).sort("customer_id")
+    actual = customers["days_to_next_order"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    gap = (
+        customers.select(
+            (pl.col("avg_days_between_orders") - pl.col("recency_days")).clip(lower_bound=0.0)
+        )
+        .to_series()
+        .cast(pl.Float64)
+        .fill_null(np.nan)
+        .to_numpy()
+    )
+    gap = np.where(gap > horizon, np.nan, gap)
+    return {
+        "model": date_figures(actual, model.expected_days(customers), horizon),
+        "average_gap": date_figures(actual, gap, horizon),
+    }
 
 
 def champion_decision(
@@ -282,7 +375,13 @@ def champion_decision(
             f"the champion predicts a {champion.target.horizon_days}-day horizon, the settings "
             f"ask for {challenger.model.target.horizon_days}; challenger {metric} {new:.4f}"
         )
-    old = score_metrics(challenger.y_valid, champion.predict(challenger.valid), is_probability=True)
+    old = measure(
+        champion.target,
+        challenger.valid,
+        challenger.y_valid,
+        champion.predict(challenger.valid),
+        is_probability=True,
+    )
     challenger.champion_metrics = old
     cut = challenger.plan.validation_cutoff
     if new > old[metric]:
@@ -299,4 +398,5 @@ def summary_of(challenger: Challenger) -> dict[str, Any]:
         "validation_rows": challenger.valid.height,
         "candidates": challenger.candidates,
         "baselines": challenger.baselines,
+        "next_order_dates": challenger.dates,
     }

@@ -8,9 +8,9 @@
 with
 
 features as (
-    select * from customer_features
-    where as_of_date = $cutoff_date
-        and hash(customer_id, $seed) % 1000000 < $sample_per_million
+    -- the model inputs of the cut-off (model_inputs.sql)
+    select * from model_inputs($cutoff_date)
+    where hash(customer_id, $seed) % 1000000 < $sample_per_million
 ),
 
 later_lines as (

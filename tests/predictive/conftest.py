@@ -1,6 +1,6 @@
 """Ten generated weeks (1,500 customers, a seed the other tests do not use) staged up to
 customer_features and customer_clv: enough history for point-in-time training sets whose
-labels look two and three weeks ahead."""
+labels look one to three weeks ahead."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest
 from seg_pipeline.definitions import build_definitions
 from seg_pipeline.generator import GeneratorConfig, generate
 from seg_pipeline.predictive.config import PredictiveConfig
+from seg_pipeline.predictive.training import Challenger, train_challenger
 from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV, Settings
-from tests.conftest import TEST_KEY, built_once, run_range
+from tests.conftest import TEST_KEY, built_once, run_range, warehouse_for
 
 HISTORY_START = date(2026, 1, 1)
 HISTORY_END = HISTORY_START + timedelta(days=69)  # 2026-03-11
@@ -42,7 +43,11 @@ FEATURE_ASSETS = [
 ]
 # Short horizons for ten weeks of history; churn and purchase look at different windows so
 # their labels are not complements of each other.
-HISTORY_SETTINGS = PredictiveConfig(churn_horizon_days=21, purchase_horizon_days=10)
+# A week of sends to 1,500 customers holds about 90 conversions: fewer than the default
+# min_labels.
+HISTORY_SETTINGS = PredictiveConfig(
+    churn_horizon_days=21, purchase_horizon_days=10, next_order_horizon_days=21, min_labels=50
+)
 
 
 def _history_settings(root: Path) -> Settings:
@@ -90,3 +95,27 @@ def history_copy(history: Settings, tmp_path: Path) -> Settings:
     )
     shutil.copy(history.warehouse_path, copy.warehouse_path)
     return copy
+
+
+@pytest.fixture(scope="session")
+def challengers(
+    history: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Challenger]:
+    """Each target's challenger trained on the last day of the ten weeks, once per session
+    (the workers share it; trained on a copy, so the history warehouse stays free)."""
+    import pickle
+    import shutil
+
+    def build(root: Path) -> None:
+        copy = root / "warehouse.duckdb"
+        shutil.copy(history.warehouse_path, copy)
+        with warehouse_for(replace(history, warehouse_path=copy)).connection() as conn:
+            trained = {
+                t.name: train_challenger(conn, HISTORY_END, t, HISTORY_SETTINGS)
+                for t in HISTORY_SETTINGS.targets()
+            }
+        copy.unlink()
+        (root / "challengers.pickle").write_bytes(pickle.dumps(trained))
+
+    folder = built_once(tmp_path_factory, "challengers", build)
+    return pickle.loads((folder / "challengers.pickle").read_bytes())

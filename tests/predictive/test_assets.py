@@ -21,9 +21,12 @@ SHORT = {
     "predictive_models": {
         "churn_horizon_days": 7,
         "purchase_horizon_days": 5,
+        "next_order_horizon_days": 7,
         "cutoff_every_days": 2,
+        "min_labels": 30,
     }
 }
+TARGETS = ["churn", "next_order", "purchase", "response"]
 
 
 def _table(conn, sql: str, *params) -> pl.DataFrame:
@@ -37,15 +40,22 @@ def test_a_month_is_too_short_for_the_default_horizons(loaded_settings: Settings
         customers = _table(
             conn, "SELECT count(*) AS n FROM customer_features WHERE as_of_date = ?", MONTH_END
         )["n"][0]
-    assert models.height == 2 * 31
+    assert models.height == 4 * 31
     assert models["champion_version"].null_count() == models.height
     mondays = models.filter(pl.col("decision") != "not a refit day")
     assert sorted(set(mondays["as_of_date"])) == [date(2026, 1, d) for d in (5, 12, 19, 26)]
-    churn = mondays.filter(pl.col("target") == "churn")["decision"].to_list()
-    assert all("no customer_features snapshot on the validation cut-off" in d for d in churn)
+    for target in ("churn", "purchase", "next_order"):
+        decisions = mondays.filter(pl.col("target") == target)["decision"].to_list()
+        assert all(
+            "no customer_features snapshot on the validation cut-off" in d for d in decisions
+        )
+    # a response model needs only two weeks, but not a hundred conversions in a week of sends
+    decisions = mondays.filter(pl.col("target") == "response")["decision"].to_list()
+    assert "min_labels 100" in decisions[-1]
     # every customer is scored each day: no model yet, so the scores are null, the rest is there
     assert scores.height == customers
-    assert scores["churn_risk"].null_count() == scores.height
+    for column in ("churn_risk", "response_email", "expected_next_order_date"):
+        assert scores[column].null_count() == scores.height
     assert scores["segment_id"].null_count() == 0
     assert scores["expected_clv"].null_count() < scores.height
 
@@ -68,23 +78,39 @@ def test_a_champion_is_trained_promoted_and_scores_every_customer(
         first = {name: fingerprint(conn, name) for name in assets}
 
     refit = models.filter(pl.col("as_of_date") == REFIT_DAY)
-    assert refit["promoted"].to_list() == [True, True]
+    assert refit["target"].to_list() == TARGETS
+    assert refit["promoted"].to_list() == [True] * 4
     assert all(d.startswith("no champion yet") for d in refit["decision"])
-    assert refit["validation_cutoff"].to_list() == [date(2026, 1, 19), date(2026, 1, 21)]
+    assert refit["validation_cutoff"].to_list() == [date(2026, 1, d) for d in (19, 19, 21, 19)]
     champions = dict(zip(refit["target"], refit["challenger_version"], strict=True))
     later = models.filter(pl.col("as_of_date") > REFIT_DAY)
     assert set(later["decision"]) == {"not a refit day"}
     for target, version in champions.items():
         assert set(later.filter(pl.col("target") == target)["champion_version"]) == {version}
-    assert registry.filter(pl.col("model_version").is_in(list(champions.values()))).height == 2
-    assert set(registry["kind"]) >= {"churn", "purchase"}
+    assert registry.filter(pl.col("model_version").is_in(list(champions.values()))).height == 4
+    assert set(registry["kind"]) >= set(TARGETS)
 
     # every customer scored with calibrated probabilities by the champions
     assert scores["churn_risk"].null_count() == 0
     assert scores["churn_risk"].is_between(0, 1).all()
     assert scores["purchase_propensity"].is_between(0, 1).all()
-    assert set(scores["churn_model_version"]) == {champions["churn"]}
-    assert set(scores["purchase_model_version"]) == {champions["purchase"]}
+    for target in TARGETS:
+        assert set(scores[f"{target}_model_version"]) == {champions[target]}
+    for channel in ("email", "sms", "push"):
+        assert scores[f"response_{channel}"].is_between(0, 1).all()
+    # sms opens more often than e-mail in the generator, push less: so do the probabilities
+    mean = {c: scores[f"response_{c}"].mean() for c in ("email", "sms", "push")}
+    assert mean["sms"] > mean["email"] > mean["push"]
+    # an expected date within the next-order horizon, or none
+    days = scores["expected_days_to_next_order"].drop_nulls()
+    assert 0 < days.len() < scores.height and days.is_between(0, 7).all()
+    dated = scores.filter(pl.col("expected_next_order_date").is_not_null())
+    assert (
+        (dated["expected_next_order_date"] - dated["as_of_date"])
+        .dt.total_days()
+        .is_between(1, 7)
+        .all()
+    )
     deciles = scores["churn_risk_decile"].value_counts().sort("churn_risk_decile")
     assert deciles["churn_risk_decile"].to_list() == list(range(1, 11))
     assert deciles["count"].max() - deciles["count"].min() <= 1
@@ -124,7 +150,7 @@ def test_a_champion_is_trained_promoted_and_scores_every_customer(
         if e.check_name == "models_against_planted_truth"
     ]
     figures = {k: v.value for k, v in check.metadata.items()}
-    for target in ("churn", "purchase"):
+    for target in TARGETS:
         assert figures[f"{target}_champion"] == champions[target]
         assert 0.5 < figures[f"{target}_model_roc_auc"] <= 1
         assert figures[f"{target}_oracle_roc_auc"] > figures[f"{target}_best_baseline_roc_auc"]
@@ -159,6 +185,6 @@ def test_a_champion_is_trained_promoted_and_scores_every_customer(
         raise_on_error=False,
     )
     assert not unknown.success
-    assert "'no-such' is not a churn or purchase model version" in str(
+    assert "'no-such' is not a version of a predictive model" in str(
         unknown.get_step_failure_events()[0].event_specific_data.error
     )
