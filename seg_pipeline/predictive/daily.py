@@ -391,11 +391,10 @@ def customer_scores_rows(
     if "churn" in models_of_day and settings.reasons_top_share > 0:
         reasons = _top_reasons(models_of_day["churn"], features, columns["churn_risk"], settings)
     response = models_of_day.get("response")
-    for channel in CHANNELS:
+    by_channel = None if response is None else response.predict_at(features, CHANNELS).round(4)
+    for k, channel in enumerate(CHANNELS):
         columns[f"response_{channel}"] = (
-            nothing
-            if response is None
-            else pl.Series(response.predict_at(features, channel).round(4))
+            nothing if by_channel is None else pl.Series(by_channel[:, k])
         )
     next_order = models_of_day.get("next_order")
     columns["expected_days_to_next_order"] = (

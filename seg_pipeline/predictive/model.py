@@ -168,18 +168,30 @@ class ScoreModel:
         """Calibrated probability of the target for each row of ``frame``."""
         return self.calibrate(self.raw_probability(self.matrix(frame)))
 
-    def predict_at(self, frame: pl.DataFrame, value: Any) -> np.ndarray:
+    def predict_at(self, frame: pl.DataFrame, values: tuple[Any, ...]) -> np.ndarray:
         """:meth:`predict` with the target's condition input (a send's channel, the horizon of
-        the next-order curve) set to ``value`` on every row."""
-        assert self.target.condition is not None
-        return self.predict(frame.with_columns(pl.lit(value).alias(self.target.condition)))
+        the next-order curve) set to each of ``values`` on every row: one column per value.
+        The input matrix is built once and only the condition's columns change."""
+        condition = self.target.condition
+        assert condition is not None
+        x = self.matrix(frame.with_columns(pl.lit(values[0]).alias(condition)))
+        names = self.columns
+        out = np.empty((len(frame), len(values)))
+        for k, value in enumerate(values):
+            if condition in self.numeric:
+                x[:, names.index(condition)] = float(value)
+            else:
+                for v in self.vocabulary[condition]:
+                    x[:, names.index(f"{condition}={v}")] = float(v == value)
+            out[:, k] = self.calibrate(self.raw_probability(x))
+        return out
 
     def expected_days(self, frame: pl.DataFrame) -> np.ndarray:
         """Next-order models: per row of ``frame``, the days after its snapshot by which the
         probability of a completed order reaches one half (linear between the horizons of the
         curve, from 0 on day 0); NaN where it stays under one half up to ``horizon_days``."""
         grid = np.array(self.target.conditions, dtype=float)
-        curve = np.column_stack([self.predict_at(frame, int(g)) for g in grid])
+        curve = self.predict_at(frame, self.target.conditions)
         curve = np.maximum.accumulate(curve, axis=1)  # a probability of "by day d" never falls
         reached = curve >= 0.5
         first = reached.argmax(axis=1)

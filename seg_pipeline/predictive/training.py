@@ -68,11 +68,12 @@ def cutoff_plan(
             f"{validation} ({target.horizon_days} days before {day})"
         )
     step = timedelta(days=settings.cutoff_every_days)
-    count = (
-        settings.response_training_cutoffs
-        if target.name == "response"
-        else settings.training_cutoffs
-    )
+    count = settings.training_cutoffs
+    if target.name == "response":
+        # a send is a row of one cut-off only: its windows of sends do not overlap
+        step = max(step, h)
+        count = settings.response_training_cutoffs
+
     wanted = [validation - h - k * step for k in range(count)]
     training = tuple(c for c in wanted if c in available)
     if not training:

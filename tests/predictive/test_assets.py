@@ -98,9 +98,6 @@ def test_a_champion_is_trained_promoted_and_scores_every_customer(
         assert set(scores[f"{target}_model_version"]) == {champions[target]}
     for channel in ("email", "sms", "push"):
         assert scores[f"response_{channel}"].is_between(0, 1).all()
-    # sms opens more often than e-mail in the generator, push less: so do the probabilities
-    mean = {c: scores[f"response_{c}"].mean() for c in ("email", "sms", "push")}
-    assert mean["sms"] > mean["email"] > mean["push"]
     # an expected date within the next-order horizon, or none
     days = scores["expected_days_to_next_order"].drop_nulls()
     assert 0 < days.len() < scores.height and days.is_between(0, 7).all()
