@@ -79,8 +79,9 @@ def _estimator(
         return HistGradientBoostingClassifier(
             monotonic_cst=monotonic,
             # small, strongly regularised trees learning slowly: measured better on every
-            # target than the defaults, most on rare ones (a campaign converts ~1% of sends)
-            max_iter=200,
+            # target than the defaults, most on rare ones (a campaign converts ~1% of sends);
+            # 100 of them score as well as 200 (measured) at half the prediction cost
+            max_iter=100,
             learning_rate=0.05,
             max_leaf_nodes=8,
             min_samples_leaf=200,
