@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dagster import AssetChecksDefinition, Definitions, EnvVar, in_process_executor
 
+from seg_pipeline.activation.assets import build_activation_assets, build_activation_checks
+from seg_pipeline.activation.exports import ExportFolders
+from seg_pipeline.activation.playbook import PlaybookFile, load_playbook
 from seg_pipeline.features.assets import build_feature_assets
 from seg_pipeline.ingest.assets import build_raw_assets
 from seg_pipeline.metadata import PlotFolder
@@ -37,7 +40,11 @@ def build_definitions(
     """
     partitions_def = daily_partitions(settings.partitions_start)
     daily_job = build_daily_job()
-    checks: list[AssetChecksDefinition] = build_quality_checks(partitions_def)
+    checks: list[AssetChecksDefinition] = [
+        *build_quality_checks(partitions_def),
+        *build_activation_checks(partitions_def),
+    ]
+    load_playbook(settings.playbook_path)  # a broken playbook fails here, naming its line
     if settings.truth_dir.is_dir():
         from seg_pipeline.evaluation.checks import build_truth_checks
 
@@ -49,6 +56,7 @@ def build_definitions(
             *build_feature_assets(partitions_def),
             *build_segmentation_assets(partitions_def),
             *build_predictive_assets(partitions_def),
+            *build_activation_assets(partitions_def),
         ],
         asset_checks=checks,
         jobs=[daily_job, build_refit_segmentation_job(), build_set_champion_job()],
@@ -66,6 +74,11 @@ def build_definitions(
             "models": ModelStore(model_dir=str(settings.model_dir)),
             "plots": PlotFolder(plots_dir=str(settings.data_dir / "plots")),
             "segmentation": segmentation or SegmentationConfig(),
+            "playbook": PlaybookFile(path=str(settings.playbook_path)),
+            "exports_folders": ExportFolders(
+                export_dir=str(settings.export_dir or settings.data_dir / "exports"),
+                delivery_dir=str(settings.delivery_dir) if settings.delivery_dir else None,
+            ),
         },
         # DuckDB allows one writing process per file: the steps of a run share one process.
         executor=in_process_executor,

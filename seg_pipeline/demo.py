@@ -88,6 +88,23 @@ def print_models(warehouse: Warehouse, day: date) -> None:
             )
 
 
+def print_activation(warehouse: Warehouse, day: date) -> None:
+    """The day's audiences per playbook campaign and the lift measured so far."""
+    with warehouse.connection() as conn:
+        audiences = query_frame(
+            conn, read_sql("activation/audience_counts"), {"as_of_date": day}
+        ).rows()
+        lift = query_frame(conn, read_sql("activation/lift_of_day"), {"as_of_date": day}).rows()
+    print(f"\nCampaign audiences on {day} (sent the next day; files under $SEG_EXPORT_DIR)")
+    for campaign, channel, treated, holdout in audiences:
+        print(f"  {campaign:<24} {channel:<6} {treated:>6,} treated {holdout:>5,} holdout")
+    if not audiences:
+        print("  nobody qualified (playbook.yaml)")
+    for campaign, sends, n1, n0, lift_pp, low, high, conclusion in lift:
+        figures = f"{lift_pp:+.1f} points [{low:+.1f}, {high:+.1f}]" if lift_pp is not None else ""
+        print(f"  lift {campaign:<19} {sends:>3} sends, {n1:,} vs {n0:,}: {figures} {conclusion}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--days", type=int, default=30)
@@ -150,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if ok:
         print_segments(warehouse, end)
         print_models(warehouse, end)
+        print_activation(warehouse, end)
     print(f"\nWarehouse:  {settings.warehouse_path}")
     print(f"Landing:    {settings.landing_dir}")
     print("Dagster UI: make ui, then open http://localhost:3000 (lineage under Assets)")

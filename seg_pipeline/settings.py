@@ -15,6 +15,11 @@ without any set-up; each can be moved with an environment variable:
   ``memory_limit``, ``threads`` and spill folder for every warehouse connection (defaults:
   ``3GB``, measured to keep a day of 10M web events under 4 GiB in all without losing speed;
   DuckDB's own: every core, ``<warehouse>.tmp``)
+- ``SEG_PLAYBOOK``: the campaign playbook (YAML; ``<repo>/playbook.yaml``)
+- ``SEG_EXPORT_DIR``: audience exports for delivery tools, pseudonymous
+  (``$SEG_DATA_DIR/exports``)
+- ``SEG_DELIVERY_DIR``: the delivery export with contact fields of consented, treated
+  customers; off unless set (the only place personal data leaves the warehouse)
 - ``SEG_PSEUDONYMISATION_KEY``: secret key of the keyed hash of personal data; required to run,
   never in the repository
 - ``DAGSTER_HOME``: the Dagster instance (the Makefile sets ``<repo>/.dagster_home``)
@@ -56,6 +61,9 @@ class Settings:
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
     duckdb_threads: int | None = None
     duckdb_temp_dir: Path | None = None
+    playbook_path: Path = REPO_ROOT / "playbook.yaml"
+    export_dir: Path | None = None
+    delivery_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +83,9 @@ class Settings:
             duckdb_temp_dir=Path(env["SEG_DUCKDB_TEMP_DIR"])
             if env.get("SEG_DUCKDB_TEMP_DIR")
             else None,
+            playbook_path=Path(env.get("SEG_PLAYBOOK") or REPO_ROOT / "playbook.yaml"),
+            export_dir=Path(env.get("SEG_EXPORT_DIR") or data_dir / "exports"),
+            delivery_dir=Path(env["SEG_DELIVERY_DIR"]) if env.get("SEG_DELIVERY_DIR") else None,
         )
 
     def duckdb_config(self) -> dict[str, str | int]:

@@ -1,10 +1,10 @@
 """Production code never depends on the development tools.
 
-The sample-data generator (and Faker, which only it needs), the demo and the code that reads the
-generator's hidden truth are development tools: ``pip install seg-pipeline`` without extras does
-not install Faker, and the daily pipeline must load and run without them. The imports of every
-production module are read with ``ast`` (module-level and function-level, absolute and relative,
-and ``importlib.import_module("...")`` with a literal name).
+The sample-data generator (and Faker, which only it needs), the demo, the simulation and the
+code that reads the generator's hidden truth are development tools: ``pip install seg-pipeline``
+without extras does not install Faker, and the daily pipeline must load and run without them.
+The imports of every production module are read with ``ast`` (module-level and function-level,
+absolute and relative, and ``importlib.import_module("...")`` with a literal name).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 PACKAGE = "seg_pipeline"
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
 # Development tools: everything else in the package is production code.
-DEV_ONLY = ("seg_pipeline.generator", "seg_pipeline.demo")
+DEV_ONLY = ("seg_pipeline.generator", "seg_pipeline.demo", "seg_pipeline.simulate")
 GENERATOR_IMPORTS = ("seg_pipeline.generator", "faker")
 TRUTH_READER = "seg_pipeline.evaluation.truth"
 EVALUATION = "seg_pipeline.evaluation"

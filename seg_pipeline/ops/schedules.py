@@ -17,7 +17,7 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 WAREHOUSE_RUN_TAG = {"seg/warehouse": "duckdb"}
 DAILY_JOB_NAME = "daily_pipeline"
 DAILY_SELECTION = AssetSelection.groups(
-    "raw", "staging", "privacy", "features", "segmentation", "predictive"
+    "raw", "staging", "privacy", "features", "segmentation", "predictive", "activation"
 )
 REFIT_JOB_NAME = "refit_segmentation"
 SET_CHAMPION_JOB_NAME = "set_champion"
@@ -30,7 +30,8 @@ def build_daily_job() -> UnresolvedAssetJobDefinition:
         tags=WAREHOUSE_RUN_TAG,
         description=(
             "Every daily table for one day (or, as a backfill, a range of days): load, stage, "
-            "check, features, review NLP, lifetime value, segments, predictive models and scores."
+            "check, features, review NLP, lifetime value, segments, predictive models and "
+            "scores, audiences, exports and lift."
         ),
     )
 

@@ -35,6 +35,9 @@ EXPECTED_ASSETS = {
     "segment_profiles",
     "predictive_models",
     "customer_scores",
+    "audiences",
+    "campaign_exports",
+    "campaign_lift",
 }
 
 
@@ -61,6 +64,7 @@ def test_every_asset_is_described_owned_and_backfills_in_one_run() -> None:
             "features",
             "segmentation",
             "predictive",
+            "activation",
         }, key
         assert node.description and len(node.description) > 40, key
         assert "duckdb" in node.kinds, key

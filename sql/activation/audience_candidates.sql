@@ -1,0 +1,23 @@
+-- audience_candidates: the customers a campaign may select on $as_of_date (to be sent the
+-- next day): the day's scores and segment, only with marketing consent in their latest CRM
+-- version and not on the suppression list by that day. Grain: customer_id.
+with
+
+consented as (
+    select customer_id
+    from customer_features
+    where as_of_date = $as_of_date and has_marketing_consent
+),
+
+suppressed as (
+    select distinct customer_id
+    from marketing_suppressions
+    where cast(suppressed_at as date) <= $as_of_date
+)
+
+select s.*
+from customer_scores as s
+semi join consented as c on s.customer_id = c.customer_id
+anti join suppressed as x on s.customer_id = x.customer_id
+where s.as_of_date = $as_of_date
+order by s.customer_id
