@@ -52,7 +52,12 @@ from seg_pipeline.generator.ids import (
     hex_ids,
     prefixed,
 )
-from seg_pipeline.generator.personas import PersonaSpec, draw_customer_params, resolve_personas
+from seg_pipeline.generator.personas import (
+    UPLIFT,
+    PersonaSpec,
+    draw_customer_params,
+    resolve_personas,
+)
 from seg_pipeline.generator.text import review_text
 from seg_pipeline.generator.writers import DayFileWriter
 from seg_pipeline.sources import (
@@ -282,8 +287,13 @@ class World:
             crm_parts += self._crm_changes(d, base_ms, offsets, new_idx, n_before)
         out["crm_customers"] = crm_parts
 
-        conv = self._campaigns(d, day, base_ms, out)
-        orders, purchase = self._orders(d, day, base_ms, offsets, new_idx, conv)
+        # organic orders first: a send's conversion flag also counts a click on a day the
+        # customer orders anyway ("sure things"); then the sends and their extra orders
+        orders_rng = _rng(seed, d, S_ORDERS)
+        organic = self._organic_orders(orders_rng, d, new_idx)
+        sends, extra = self._campaigns(d, day, base_ms, organic > 0)
+        out["campaign_sends"] = [sends]
+        orders, purchase = self._orders(orders_rng, d, day, base_ms, offsets, organic, extra)
         out["orders"] = [orders]
         out["reviews"] = [self._reviews(d, day, base_ms, offsets, orders, purchase)]
         out["web_sessions"] = self._sessions(d, base_ms, offsets, purchase)
@@ -343,65 +353,80 @@ class World:
         if k.size:
             c["consent"][k] = ~c["consent"][k]
 
-    def _campaigns(self, d: int, day: date, base_ms: int, out: dict[str, Any]) -> np.ndarray:
+    def _campaigns(
+        self, d: int, day: date, base_ms: int, orders_today: np.ndarray
+    ) -> tuple[pl.DataFrame, np.ndarray]:
+        """The day's campaign sends, and the extra orders they cause per customer."""
         rng = _rng(self.seed, d, S_CAMPAIGN)
         c = self.c
         n_camp = 1 + int(day.weekday() in (1, 3)) + int(rng.poisson(0.1))
         frames = []
-        converted: list[np.ndarray] = []
+        extra = np.zeros(self.n, dtype=np.int64)
         eligible = np.nonzero(c["consent"] & (c["signup_day"] < d))[0]
         for k in range(n_camp):
             aud = eligible[rng.random(eligible.size) < rng.uniform(0.3, 0.8)]
-            ch = int(rng.choice(3, p=[0.65, 0.15, 0.2]))
-            factor = CHANNEL_OPEN_FACTOR[CAMPAIGN_CHANNELS[ch]]
+            channel = CAMPAIGN_CHANNELS[int(rng.choice(3, p=[0.65, 0.15, 0.2]))]
             sent_us = (
                 base_ms * 1000
                 + int(rng.integers(7, 18)) * 3_600_000_000
                 + rng.integers(0, 2_700_000_000, size=aud.size)
             )
-            opened = rng.random(aud.size) < np.minimum(c["open_p"][aud] * factor, MAX_OPEN_P)
-            clicked = opened & (rng.random(aud.size) < c["click_p"][aud])
-            conv = clicked & c["alive"][aud] & (rng.random(aud.size) < c["conv_p"][aud])
-            converted.append(aud[conv])
+            response = self._respond(rng, aud, channel, orders_today)
+            np.add.at(extra, aud[response["persuaded"]], 1)
             frames.append(
-                pl.DataFrame(
-                    {
-                        "campaign_id": pl.Series([f"CMP{day:%Y%m%d}{k + 1:02d}"] * aud.size),
-                        "customer_id": customer_ids(aud),
-                        "sent_at": pl.Series(sent_us).cast(pl.Datetime("us", "UTC")),
-                        "channel": pl.Series([CAMPAIGN_CHANNELS[ch]] * aud.size),
-                        "opened": opened,
-                        "clicked": clicked,
-                        "converted": conv,
-                    },
-                    schema=_SENDS_SCHEMA,
-                )
+                _sends_frame(f"CMP{day:%Y%m%d}{k + 1:02d}", aud, sent_us, channel, response)
             )
         df = pl.concat(frames) if frames else pl.DataFrame(schema=_SENDS_SCHEMA)
-        out["campaign_sends"] = [df.sort(["sent_at", "campaign_id", "customer_id"])]
-        return np.concatenate(converted) if converted else np.zeros(0, dtype=np.int64)
+        return df.sort(["sent_at", "campaign_id", "customer_id"]), extra
 
-    def _orders(
-        self,
-        d: int,
-        day: date,
-        base_ms: int,
-        offsets: np.ndarray,
-        new_idx: np.ndarray,
-        conv: np.ndarray,
-    ) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
-        rng = _rng(self.seed, d, S_ORDERS)
+    def _respond(
+        self, rng: np.random.Generator, aud: np.ndarray, channel: str, orders_today: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """What the customers ``aud`` do with a send on ``channel``: open, click, and, while
+        alive, an extra order with probability persuade_p after a click (the planted uplift);
+        the platform records a conversion for a click followed by any order of the day, extra
+        or organic (``orders_today``)."""
         c = self.c
-        cat = self.cat
+        factor = CHANNEL_OPEN_FACTOR[channel]
+        opened = rng.random(aud.size) < np.minimum(c["open_p"][aud] * factor, MAX_OPEN_P)
+        clicked = opened & (rng.random(aud.size) < c["click_p"][aud])
+        alive_click = clicked & c["alive"][aud]
+        persuaded = alive_click & (rng.random(aud.size) < c["persuade_p"][aud])
+        converted = alive_click & (persuaded | orders_today[aud])
+        return {
+            "opened": opened,
+            "clicked": clicked,
+            "persuaded": persuaded,
+            "converted": converted,
+        }
+
+    def _organic_orders(self, rng: np.random.Generator, d: int, new_idx: np.ndarray) -> np.ndarray:
+        """Orders per customer of day ``d`` without any campaign: Poisson(lambda) while alive
+        (at most 3), and a first order for some of the day's sign-ups."""
+        c = self.c
         active = c["alive"] & (c["signup_day"] <= d)
         k = np.zeros(self.n, dtype=np.int64)
         act = np.nonzero(active)[0]
         k[act] = rng.poisson(c["lam"][act])
         if new_idx.size:
             k[new_idx] += rng.random(new_idx.size) < 0.3
-        if conv.size:
-            k[conv] += c["alive"][conv]
-        k = np.minimum(k, 3)
+        return np.minimum(k, 3)
+
+    def _orders(
+        self,
+        rng: np.random.Generator,
+        d: int,
+        day: date,
+        base_ms: int,
+        offsets: np.ndarray,
+        organic: np.ndarray,
+        extra: np.ndarray,
+    ) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
+        """The day's orders: ``organic`` plus the ``extra`` ones campaigns caused, per
+        customer (``rng``: the day's order stream, after the organic counts were drawn)."""
+        c = self.c
+        cat = self.cat
+        k = organic + extra
         buyers = np.nonzero(k)[0]
         cust = np.repeat(buyers, k[buyers])
         n_o = cust.size
@@ -436,8 +461,9 @@ class World:
         discount = np.round(price * qty * disc_frac, 2)
         returned = ~cancelled[lo] & (rng.random(n_l) < c["return_rate"][lc])
         status = np.where(cancelled[lo], 1, np.where(returned, 2, 0))
-        # state: BG/NBD drop-out after each purchase, spend
-        die = rng.random(buyers.size) < 1 - (1 - c["p_drop"][buyers]) ** k[buyers]
+        # state: BG/NBD drop-out after each organic purchase (the extra orders a campaign
+        # causes leave it alone, so a send changes orders, never who stays alive), spend
+        die = rng.random(buyers.size) < 1 - (1 - c["p_drop"][buyers]) ** organic[buyers]
         dead = buyers[die]
         c["alive"][dead] = False
         c["dropout_day"][dead] = d
@@ -774,7 +800,10 @@ class World:
                 "review_propensity": c["review_p"],
                 "campaign_open_p": c["open_p"],
                 "campaign_click_p": c["click_p"],
-                "campaign_convert_p": c["conv_p"],
+                "campaign_persuade_p": c["persuade_p"],
+                "campaign_uplift": channel_uplift(c, "email"),
+                "campaign_uplift_sms": channel_uplift(c, "sms"),
+                "campaign_uplift_push": channel_uplift(c, "push"),
                 "marketing_consent": c["consent"],
                 "alive_at_end": c["alive"],
                 "dropout_date": pl.Series(dropout.astype(np.int32))
@@ -788,11 +817,42 @@ class World:
         )
 
 
-# Campaign channels and how each scales a customer's open probability (a send converts when it
-# is opened, clicked and converted, while the customer is alive).
+# Campaign channels and how each scales a customer's open probability. A send causes an extra
+# order when it is opened, clicked and persuades the customer, while alive (the planted uplift);
+# the platform's conversion flag is a click followed by any order that day, extra or organic.
 CAMPAIGN_CHANNELS = ("email", "sms", "push")
 CHANNEL_OPEN_FACTOR = {"email": 1.0, "sms": 1.4, "push": 0.7}
 MAX_OPEN_P = 0.95
+
+
+def channel_uplift(c: dict[str, np.ndarray], channel: str, idx: Any = slice(None)) -> np.ndarray:
+    """The planted uplift of a send on ``channel`` to the customers ``idx`` while alive: the
+    probability that it causes an extra order, min(open_p * factor, MAX_OPEN_P) * click_p *
+    persuade_p."""
+    opens = np.minimum(c["open_p"][idx] * CHANNEL_OPEN_FACTOR[channel], MAX_OPEN_P)
+    return opens * c["click_p"][idx] * c["persuade_p"][idx]
+
+
+def _sends_frame(
+    campaign_id: str,
+    aud: np.ndarray,
+    sent_us: np.ndarray,
+    channel: str,
+    response: dict[str, np.ndarray],
+) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "campaign_id": pl.Series([campaign_id] * aud.size, dtype=pl.String),
+            "customer_id": customer_ids(aud),
+            "sent_at": pl.Series(sent_us).cast(pl.Datetime("us", "UTC")),
+            "channel": pl.Series([channel] * aud.size, dtype=pl.String),
+            "opened": response["opened"],
+            "clicked": response["clicked"],
+            "converted": response["converted"],
+        },
+        schema=_SENDS_SCHEMA,
+    )
+
 
 _SENDS_SCHEMA = {
     "campaign_id": pl.String,
@@ -915,10 +975,17 @@ def generate(config: GeneratorConfig) -> GenerationSummary:
             "anonymous_session_share": ANON_SHARE,
             "dead_browse_factor": DEAD_BROWSE,
         },
-        # a send converts with P(alive) * min(open_p * factor, max_open_p) * click_p * convert_p
+        # a send is opened with min(open_p * factor, max_open_p), clicked with click_p after an
+        # open; while alive, a click causes an extra order with persuade_p (the uplift); the
+        # platform's conversion is a click followed by any order of the day, so
+        # P(converted) = P(alive) * open * click_p * (1 - (1 - persuade_p) * exp(-lambda))
         "campaign_funnel": {
             "channel_open_factor": CHANNEL_OPEN_FACTOR,
             "max_open_p": MAX_OPEN_P,
+            "uplift": "min(open_p * channel_open_factor, max_open_p) * click_p * persuade_p",
+            "converted": "clicked and alive and (persuaded or an organic order that day)",
+            "extra_orders_count_toward_dropout": False,
+            "persuade_p": UPLIFT,
         },
         "mess": summary.mess,
     }
