@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--messiness", type=float, default=0.02, help="rate of each kind of mess")
     p.add_argument("--web-events-per-day", type=int, default=None, help="target events/day")
+    p.add_argument(
+        "--holdout-share",
+        type=float,
+        default=0.2,
+        help="share of each campaign's audience held out as a control group",
+    )
     return p
 
 
@@ -61,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         messiness=args.messiness,
         web_events_per_day=args.web_events_per_day,
+        holdout_share=args.holdout_share,
     )
     try:
         summary = generate(config)

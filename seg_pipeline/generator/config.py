@@ -31,6 +31,9 @@ class GeneratorConfig:
         Optional target number of web events per day (browsing is scaled to hit it).
     persona_shares
         Optional ``(persona, share)`` pairs overriding the default persona mix at start.
+    holdout_share
+        Share of each generated campaign's selected audience held out as a random control
+        group: recorded in the send log (``control_group`` true) but not sent.
     """
 
     landing_dir: Path
@@ -42,6 +45,7 @@ class GeneratorConfig:
     messiness: float = 0.02
     web_events_per_day: int | None = None
     persona_shares: tuple[tuple[str, float], ...] | None = None
+    holdout_share: float = 0.2
 
     def validate(self) -> None:
         """Raise ``ValueError`` for inconsistent settings."""
@@ -51,6 +55,8 @@ class GeneratorConfig:
             raise ValueError("n_customers must be at least 1")
         if not 0.0 <= self.messiness <= 0.5:
             raise ValueError("messiness must be between 0 and 0.5")
+        if not 0.0 <= self.holdout_share < 1.0:
+            raise ValueError("holdout_share must be at least 0 and below 1")
         if self.web_events_per_day is not None and self.web_events_per_day < 0:
             raise ValueError("web_events_per_day must be non-negative")
         landing = Path(self.landing_dir).resolve()

@@ -72,6 +72,8 @@ from seg_pipeline.sources import (
 
 # random streams
 S_INIT, S_SIGNUP, S_CRM, S_CAMPAIGN, S_ORDERS, S_WEB, S_REVIEWS, S_MESS = range(1, 9)
+S_HOLDOUT = 9  # control groups of the generated campaigns (key: day, campaign number)
+S_FEED = 10  # sends of the activation feed (key: day, file, campaign)
 CHUNK_ROWS = 500_000
 ANON_SHARE = 0.3  # share of web sessions by anonymous visitors
 SIGNUP_RATE = 0.002  # new customers per existing customer and day
@@ -92,7 +94,7 @@ NULLABLE = {
     "orders": ("category", "discount", "channel", "status"),
     "web_events": ("url", "device"),
     "reviews": ("review_text", "rating"),
-    "campaign_sends": ("channel", "opened"),
+    "campaign_sends": ("channel", "opened", "control_group"),
 }
 GENDERS = ("F", "M", "X", "")
 PAGES = ("/", "/cart", "/checkout", "/deals", "/account")
@@ -130,6 +132,7 @@ class World:
         self.next_order = 1
         self.next_review = 1
         self.reviews_due: dict[str, np.ndarray] = {}
+        self.campaign_truth: list[dict[str, Any]] = []  # one row per generated campaign
         self.pending: dict[str, dict[int, list[pl.DataFrame]]] = {s.name: {} for s in SOURCES}
         self.url_pool, self.url_product0, self.url_cat0, self.url_search0 = self._url_pool()
         self.product_pool = pl.concat([catalogue.product_ids, pl.Series([None], dtype=pl.String)])
@@ -290,10 +293,15 @@ class World:
         # organic orders first: a send's conversion flag also counts a click on a day the
         # customer orders anyway ("sure things"); then the sends and their extra orders
         orders_rng = _rng(seed, d, S_ORDERS)
-        organic = self._organic_orders(orders_rng, d, new_idx)
+        organic, drops = self._organic_orders(orders_rng, d, new_idx)
         sends, extra = self._campaigns(d, day, base_ms, organic > 0)
         out["campaign_sends"] = [sends]
-        orders, purchase = self._orders(orders_rng, d, day, base_ms, offsets, organic, extra)
+        orders, purchase = self._orders(orders_rng, d, day, base_ms, offsets, organic + extra)
+        # BG/NBD drop-out after the day's organic purchases, drawn with them: the extra orders
+        # a send causes leave it alone, so campaigns never change who stays alive
+        c = self.c
+        c["alive"][drops] = False
+        c["dropout_day"][drops] = d
         out["orders"] = [orders]
         out["reviews"] = [self._reviews(d, day, base_ms, offsets, orders, purchase)]
         out["web_sessions"] = self._sessions(d, base_ms, offsets, purchase)
@@ -372,9 +380,18 @@ class World:
                 + rng.integers(0, 2_700_000_000, size=aud.size)
             )
             response = self._respond(rng, aud, channel, orders_today)
+            # the random holdout: selected, recorded, not sent (its own stream, so the share
+            # changes neither the audiences nor the draws of the sent messages)
+            control = _rng(self.seed, d, S_HOLDOUT, k).random(aud.size) < self.cfg.holdout_share
+            response = {key: flags & ~control for key, flags in response.items()}
             np.add.at(extra, aud[response["persuaded"]], 1)
+            self.campaign_truth.append(
+                _campaign_truth(f"CMP{day:%Y%m%d}{k + 1:02d}", day, channel, c, aud, control)
+            )
             frames.append(
-                _sends_frame(f"CMP{day:%Y%m%d}{k + 1:02d}", aud, sent_us, channel, response)
+                _sends_frame(
+                    f"CMP{day:%Y%m%d}{k + 1:02d}", aud, sent_us, channel, response, control
+                )
             )
         df = pl.concat(frames) if frames else pl.DataFrame(schema=_SENDS_SCHEMA)
         return df.sort(["sent_at", "campaign_id", "customer_id"]), extra
@@ -400,9 +417,12 @@ class World:
             "converted": converted,
         }
 
-    def _organic_orders(self, rng: np.random.Generator, d: int, new_idx: np.ndarray) -> np.ndarray:
-        """Orders per customer of day ``d`` without any campaign: Poisson(lambda) while alive
-        (at most 3), and a first order for some of the day's sign-ups."""
+    def _organic_orders(
+        self, rng: np.random.Generator, d: int, new_idx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Orders per customer of day ``d`` without any campaign (Poisson(lambda) while alive,
+        at most 3, and a first order for some of the day's sign-ups), and the customers who
+        drop out after them (probability 1 - (1 - p)^k)."""
         c = self.c
         active = c["alive"] & (c["signup_day"] <= d)
         k = np.zeros(self.n, dtype=np.int64)
@@ -410,7 +430,10 @@ class World:
         k[act] = rng.poisson(c["lam"][act])
         if new_idx.size:
             k[new_idx] += rng.random(new_idx.size) < 0.3
-        return np.minimum(k, 3)
+        k = np.minimum(k, 3)
+        buyers = np.nonzero(k)[0]
+        die = rng.random(buyers.size) < 1 - (1 - c["p_drop"][buyers]) ** k[buyers]
+        return k, buyers[die]
 
     def _orders(
         self,
@@ -419,14 +442,12 @@ class World:
         day: date,
         base_ms: int,
         offsets: np.ndarray,
-        organic: np.ndarray,
-        extra: np.ndarray,
+        k: np.ndarray,
     ) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
-        """The day's orders: ``organic`` plus the ``extra`` ones campaigns caused, per
-        customer (``rng``: the day's order stream, after the organic counts were drawn)."""
+        """The day's ``k`` orders per customer (organic and caused by campaigns; ``rng``: the
+        day's order stream, after the organic counts were drawn)."""
         c = self.c
         cat = self.cat
-        k = organic + extra
         buyers = np.nonzero(k)[0]
         cust = np.repeat(buyers, k[buyers])
         n_o = cust.size
@@ -461,12 +482,7 @@ class World:
         discount = np.round(price * qty * disc_frac, 2)
         returned = ~cancelled[lo] & (rng.random(n_l) < c["return_rate"][lc])
         status = np.where(cancelled[lo], 1, np.where(returned, 2, 0))
-        # state: BG/NBD drop-out after each organic purchase (the extra orders a campaign
-        # causes leave it alone, so a send changes orders, never who stays alive), spend
-        die = rng.random(buyers.size) < 1 - (1 - c["p_drop"][buyers]) ** organic[buyers]
-        dead = buyers[die]
-        c["alive"][dead] = False
-        c["dropout_day"][dead] = d
+        # state: orders and spend (drop-out: simulate_day)
         np.add.at(c["n_orders"], cust, 1)
         net = np.where(status == 0, price * qty - discount, 0.0)
         np.add.at(c["revenue"], lc, net)
@@ -833,12 +849,40 @@ def channel_uplift(c: dict[str, np.ndarray], channel: str, idx: Any = slice(None
     return opens * c["click_p"][idx] * c["persuade_p"][idx]
 
 
+def _campaign_truth(
+    campaign_id: str,
+    day: date,
+    channel: str,
+    c: dict[str, np.ndarray],
+    aud: np.ndarray,
+    control: np.ndarray,
+) -> dict[str, Any]:
+    """The planted effect of one generated campaign: the probability of an extra order its send
+    gives each selected customer (uplift while alive, 0 after drop-out), summed and averaged
+    over the customers sent and over the control group (what the send would have given)."""
+    effect = channel_uplift(c, channel, aud) * c["alive"][aud]
+    sent = ~control
+    return {
+        "campaign_id": campaign_id,
+        "send_date": day,
+        "channel": channel,
+        "selected": int(aud.size),
+        "sent": int(sent.sum()),
+        "control": int(control.sum()),
+        "alive_sent": int(c["alive"][aud][sent].sum()),
+        "expected_extra_orders_sent": float(effect[sent].sum()),
+        "mean_uplift_sent": float(effect[sent].mean()) if sent.any() else None,
+        "mean_uplift_control": float(effect[control].mean()) if control.any() else None,
+    }
+
+
 def _sends_frame(
     campaign_id: str,
     aud: np.ndarray,
     sent_us: np.ndarray,
     channel: str,
     response: dict[str, np.ndarray],
+    control: np.ndarray,
 ) -> pl.DataFrame:
     return pl.DataFrame(
         {
@@ -849,6 +893,7 @@ def _sends_frame(
             "opened": response["opened"],
             "clicked": response["clicked"],
             "converted": response["converted"],
+            "control_group": control,
         },
         schema=_SENDS_SCHEMA,
     )
@@ -862,6 +907,20 @@ _SENDS_SCHEMA = {
     "opened": pl.Boolean,
     "clicked": pl.Boolean,
     "converted": pl.Boolean,
+    "control_group": pl.Boolean,
+}
+# truth/campaigns.parquet: one row per generated campaign (see _campaign_truth)
+_CAMPAIGN_TRUTH_SCHEMA = {
+    "campaign_id": pl.String,
+    "send_date": pl.Date,
+    "channel": pl.String,
+    "selected": pl.Int64,
+    "sent": pl.Int64,
+    "control": pl.Int64,
+    "alive_sent": pl.Int64,
+    "expected_extra_orders_sent": pl.Float64,
+    "mean_uplift_sent": pl.Float64,
+    "mean_uplift_control": pl.Float64,
 }
 _REVIEWS_SCHEMA = {
     "review_id": pl.String,
@@ -960,6 +1019,9 @@ def generate(config: GeneratorConfig) -> GenerationSummary:
     truth = Path(config.truth_dir)
     truth.mkdir(parents=True, exist_ok=True)
     world.truth_frame().write_parquet(truth / "customers.parquet")
+    pl.DataFrame(world.campaign_truth, schema=_CAMPAIGN_TRUTH_SCHEMA).write_parquet(
+        truth / "campaigns.parquet"
+    )
     params = {
         "config": {
             k: (str(v) if isinstance(v, (Path, date)) else v) for k, v in asdict(config).items()
