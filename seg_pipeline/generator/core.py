@@ -2,7 +2,9 @@
 
 The world is simulated sequentially from ``start_date``.  Every random draw of day ``d`` comes
 from ``default_rng([seed, d, stream, ...])`` and the state carried between days depends only on
-earlier days, so the file of a day is identical whatever ``end_date`` is.
+earlier days, so the file of a day is identical whatever ``end_date`` is. The activation feed's
+files of day ``d - 1`` (if a feed folder is given) add the sends of day ``d``, drawn from
+streams of their own, so a day without a feed is the same with or without the folder.
 """
 
 from __future__ import annotations
@@ -133,6 +135,14 @@ class World:
         self.next_review = 1
         self.reviews_due: dict[str, np.ndarray] = {}
         self.campaign_truth: list[dict[str, Any]] = []  # one row per generated campaign
+        # the activation feed: its sends, and every send to its customers from their first one
+        self.feed_dir = (
+            None if config.activation_feed_dir is None else Path(config.activation_feed_dir)
+        )
+        self.feed_counts: dict[str, int] = dict.fromkeys(FEED_COUNTS, 0)
+        self.feed_truth: list[pl.DataFrame] = []
+        self.followed_sends: list[pl.DataFrame] = []
+        self.followed = np.zeros(0, dtype=bool)
         self.pending: dict[str, dict[int, list[pl.DataFrame]]] = {s.name: {} for s in SOURCES}
         self.url_pool, self.url_product0, self.url_cat0, self.url_search0 = self._url_pool()
         self.product_pool = pl.concat([catalogue.product_ids, pl.Series([None], dtype=pl.String)])
@@ -294,9 +304,21 @@ class World:
         # customer orders anyway ("sure things"); then the sends and their extra orders
         orders_rng = _rng(seed, d, S_ORDERS)
         organic, drops = self._organic_orders(orders_rng, d, new_idx)
+        self.followed = np.concatenate(
+            [self.followed, np.zeros(self.n - self.followed.size, dtype=bool)]
+        )
+        feed_sends, feed_extra = self._feed_sends(d, day, base_ms, organic > 0)
         sends, extra = self._campaigns(d, day, base_ms, organic > 0)
+        sends = pl.concat([sends, feed_sends]).sort(["sent_at", "campaign_id", "customer_id"])
         out["campaign_sends"] = [sends]
-        orders, purchase = self._orders(orders_rng, d, day, base_ms, offsets, organic + extra)
+        # the organic orders, those the generated campaigns caused and those the feed's sends
+        # caused, each from a stream of its own: a feed adds orders and changes no other
+        batches = [
+            (orders_rng, organic),
+            (_rng(seed, d, S_ORDERS, 1), extra),
+            (_rng(seed, d, S_ORDERS, 2), feed_extra),
+        ]
+        orders, purchase = self._order_batches(d, day, base_ms, offsets, batches)
         # BG/NBD drop-out after the day's organic purchases, drawn with them: the extra orders
         # a send causes leave it alone, so campaigns never change who stays alive
         c = self.c
@@ -361,6 +383,104 @@ class World:
         if k.size:
             c["consent"][k] = ~c["consent"][k]
 
+    def _feed_sends(
+        self, d: int, day: date, base_ms: int, orders_today: np.ndarray
+    ) -> tuple[pl.DataFrame, np.ndarray]:
+        """The activation feed's sends of ``day`` (the files of the day before), and the extra
+        orders they cause per customer. Each listed customer who exists is sent the campaign on
+        the row's channel and responds like to any send (funnel, planted uplift)."""
+        extra = np.zeros(self.n, dtype=np.int64)
+        if self.feed_dir is None:
+            return pl.DataFrame(schema=_SENDS_SCHEMA), extra
+        rows, counts = read_feed(self.feed_dir / (day - timedelta(days=1)).isoformat())
+        for key, value in counts.items():
+            self.feed_counts[key] += value
+        idx = _customer_index(rows["customer_id"])
+        known = (idx >= 0) & (idx < self.n)
+        self.feed_counts["unknown_customer"] += int((~known).sum())
+        rows = rows.filter(pl.Series(known)).with_columns(_idx=pl.Series(idx[known]))
+        if rows.is_empty():
+            return pl.DataFrame(schema=_SENDS_SCHEMA), extra
+        c = self.c
+        self.followed[rows["_idx"].to_numpy()] = True
+        frames = []
+        groups = rows.group_by("campaign_id", "channel").agg("_idx").sort("campaign_id", "channel")
+        for k, (campaign_id, channel, members) in enumerate(groups.iter_rows()):
+            aud = np.sort(np.asarray(members, dtype=np.int64))
+            rng = _rng(self.seed, d, S_FEED, k)
+            sent_us = (
+                base_ms * 1000
+                + int(rng.integers(7, 18)) * 3_600_000_000
+                + rng.integers(0, 2_700_000_000, size=aud.size)
+            )
+            alive = c["alive"][aud].copy()
+            response = self._respond(rng, aud, channel, orders_today)
+            np.add.at(extra, aud[response["persuaded"]], 1)
+            uplift = channel_uplift(c, channel, aud)
+            self.feed_truth.append(
+                pl.DataFrame(
+                    {
+                        "send_date": pl.Series([day] * aud.size, dtype=pl.Date),
+                        "campaign_id": pl.Series([campaign_id] * aud.size, dtype=pl.String),
+                        "customer_id": customer_ids(aud),
+                        "channel": pl.Series([channel] * aud.size, dtype=pl.String),
+                        "alive_at_send": alive,
+                        "uplift": uplift,
+                        "extra_order_p": uplift * alive,
+                        "lambda": c["lam"][aud],
+                        "p_dropout": c["p_drop"][aud],
+                        "cancel_rate": c["cancel_rate"][aud],
+                        "extra_order": response["persuaded"],
+                    }
+                )
+            )
+            self._follow(day, campaign_id, channel, aud)
+            none = np.zeros(aud.size, dtype=bool)
+            frames.append(_sends_frame(campaign_id, aud, sent_us, channel, response, none))
+        self.feed_counts["sends"] += sum(f.height for f in frames)
+        return pl.concat(frames), extra
+
+    def _follow(self, day: date, campaign_id: str, channel: str, sent: np.ndarray) -> None:
+        """Record the sends to customers of the activation feed (for the planted lift)."""
+        idx = sent[self.followed[sent]]
+        if idx.size:
+            self.followed_sends.append(
+                pl.DataFrame(
+                    {
+                        "send_date": pl.Series([day] * idx.size, dtype=pl.Date),
+                        "campaign_id": pl.Series([campaign_id] * idx.size, dtype=pl.String),
+                        "customer_id": customer_ids(idx),
+                        "uplift": channel_uplift(self.c, channel, idx),
+                    }
+                )
+            )
+
+    def _order_batches(
+        self,
+        d: int,
+        day: date,
+        base_ms: int,
+        offsets: np.ndarray,
+        batches: list[tuple[np.random.Generator, np.ndarray]],
+    ) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
+        """The orders of each (stream, orders per customer) batch, one after the other."""
+        frames, parts = [], []
+        for rng, k in batches:
+            if k.any():
+                df, purchase = self._orders(rng, d, day, base_ms, offsets, k)
+                frames.append(df)
+                parts.append(purchase)
+        if not frames:
+            return self._orders(batches[0][0], d, day, base_ms, offsets, batches[0][1])
+        lines = 0
+        for purchase in parts:
+            purchase["review_line"] = np.where(
+                purchase["review_line"] >= 0, purchase["review_line"] + lines, -1
+            )
+            lines += purchase["line_product"].size
+        merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        return pl.concat(frames), merged
+
     def _campaigns(
         self, d: int, day: date, base_ms: int, orders_today: np.ndarray
     ) -> tuple[pl.DataFrame, np.ndarray]:
@@ -388,6 +508,7 @@ class World:
             self.campaign_truth.append(
                 _campaign_truth(f"CMP{day:%Y%m%d}{k + 1:02d}", day, channel, c, aud, control)
             )
+            self._follow(day, f"CMP{day:%Y%m%d}{k + 1:02d}", channel, aud[~control])
             frames.append(
                 _sends_frame(
                     f"CMP{day:%Y%m%d}{k + 1:02d}", aud, sent_us, channel, response, control
@@ -849,6 +970,51 @@ def channel_uplift(c: dict[str, np.ndarray], channel: str, idx: Any = slice(None
     return opens * c["click_p"][idx] * c["persuade_p"][idx]
 
 
+# The activation feed: <feed>/<YYYY-MM-DD>/*.csv, sent the day after the folder's date.
+FEED_COLUMNS = ("campaign_id", "customer_id", "channel")
+FEED_COUNTS = ("files", "rows", "invalid_rows", "duplicate_rows", "unknown_customer", "sends")
+
+
+def read_feed(folder: Path) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The rows of the activation feed files in ``folder`` (campaign_id, customer_id, channel;
+    other columns ignored), and what was left out: rows without a campaign or customer id or
+    with a channel other than email, sms or push, and repeats of a (campaign, customer) pair.
+
+    Raises
+    ------
+    ValueError
+        A file lacks one of the required columns.
+    """
+    counts = dict.fromkeys(FEED_COUNTS, 0)
+    frames = []
+    for path in sorted(Path(folder).glob("*.csv")) if Path(folder).is_dir() else []:
+        df = pl.read_csv(path, infer_schema=False)
+        missing = [col for col in FEED_COLUMNS if col not in df.columns]
+        if missing:
+            raise ValueError(f"activation feed {path} lacks column(s) {', '.join(missing)}")
+        counts["files"] += 1
+        frames.append(df.select(pl.col(col).str.strip_chars() for col in FEED_COLUMNS))
+    if not frames:
+        return pl.DataFrame(schema=dict.fromkeys(FEED_COLUMNS, pl.String)), counts
+    rows = pl.concat(frames)
+    counts["rows"] = rows.height
+    valid = rows.filter(
+        (pl.col("campaign_id").str.len_chars() > 0)
+        & (pl.col("customer_id").str.len_chars() > 0)
+        & pl.col("channel").str.to_lowercase().is_in(list(CAMPAIGN_CHANNELS))
+    ).with_columns(pl.col("channel").str.to_lowercase())
+    counts["invalid_rows"] = rows.height - valid.height
+    unique = valid.unique(["campaign_id", "customer_id"], keep="first", maintain_order=True)
+    counts["duplicate_rows"] = valid.height - unique.height
+    return unique, counts
+
+
+def _customer_index(ids: pl.Series) -> np.ndarray:
+    """0-based customer index of each CRM id (``C00000001`` is 0); -1 for other strings."""
+    number = ids.str.extract(r"^C(\d{8})$").cast(pl.Int64, strict=False)
+    return (number.fill_null(0) - 1).to_numpy()
+
+
 def _campaign_truth(
     campaign_id: str,
     day: date,
@@ -908,6 +1074,28 @@ _SENDS_SCHEMA = {
     "clicked": pl.Boolean,
     "converted": pl.Boolean,
     "control_group": pl.Boolean,
+}
+# truth/activation_sends.parquet: one row per send of the activation feed
+_ACTIVATION_SCHEMA = {
+    "send_date": pl.Date,
+    "campaign_id": pl.String,
+    "customer_id": pl.String,
+    "channel": pl.String,
+    "alive_at_send": pl.Boolean,
+    "uplift": pl.Float64,
+    "extra_order_p": pl.Float64,
+    "lambda": pl.Float64,
+    "p_dropout": pl.Float64,
+    "cancel_rate": pl.Float64,
+    "extra_order": pl.Boolean,
+}
+# truth/activation_customer_sends.parquet: every send to a customer of the activation feed from
+# the day of their first feed send on (the feed's and the generated campaigns' sent rows)
+_FOLLOWED_SCHEMA = {
+    "send_date": pl.Date,
+    "campaign_id": pl.String,
+    "customer_id": pl.String,
+    "uplift": pl.Float64,
 }
 # truth/campaigns.parquet: one row per generated campaign (see _campaign_truth)
 _CAMPAIGN_TRUTH_SCHEMA = {
@@ -976,11 +1164,14 @@ def generate(config: GeneratorConfig) -> GenerationSummary:
     )
     n_days = (config.end_date - config.start_date).days + 1
     m = config.messiness
+    first = 0 if config.write_from is None else (config.write_from - config.start_date).days
     for d in range(n_days):
         day = config.start_date + timedelta(days=d)
         base_ms = day_ms(day)
         clean = world.simulate_day(d, day)
         sess = clean.pop("web_sessions")
+        if d + mess.MAX_LATE_DAYS < first:
+            continue  # not written, and none of its rows arrive late on a day written
         for si, source in enumerate(SOURCES):
             path = source.path_for(config.landing_dir, day)
             rng = _rng(config.seed, d, S_MESS, si)
@@ -991,8 +1182,20 @@ def generate(config: GeneratorConfig) -> GenerationSummary:
             else:
                 parts = clean[source.name]
                 expected = sum(p.height for p in parts)
-            writer = DayFileWriter(source, path, _rng(config.seed, d, S_MESS, si, 1), m, expected)
             late_ok = not (source is CRM_CUSTOMERS and d == 0)
+            if d < first:
+                # not written: only its late rows, which arrive on a day written, are kept
+                scratch = dict.fromkeys(mess.MESS_KINDS, 0)
+                for part in parts:
+                    part = _content_mess(source.name, part, rng, m, scratch)
+                    if late_ok and m > 0:
+                        _, late = mess.split_late(part, rng, m)
+                        for delay, rows in late:
+                            if first <= d + delay < n_days:
+                                world.pending[source.name].setdefault(d + delay, []).append(rows)
+                world.pending[source.name].pop(d, None)
+                continue
+            writer = DayFileWriter(source, path, _rng(config.seed, d, S_MESS, si, 1), m, expected)
             wrote = False
             for part in parts:
                 part = _content_mess(source.name, part, rng, m, counts)
@@ -1022,6 +1225,14 @@ def generate(config: GeneratorConfig) -> GenerationSummary:
     pl.DataFrame(world.campaign_truth, schema=_CAMPAIGN_TRUTH_SCHEMA).write_parquet(
         truth / "campaigns.parquet"
     )
+    if config.activation_feed_dir is not None:
+        pl.concat(
+            [pl.DataFrame(schema=_ACTIVATION_SCHEMA), *world.feed_truth], how="vertical"
+        ).write_parquet(truth / "activation_sends.parquet")
+        pl.concat(
+            [pl.DataFrame(schema=_FOLLOWED_SCHEMA), *world.followed_sends], how="vertical"
+        ).write_parquet(truth / "activation_customer_sends.parquet")
+        summary.activation = dict(world.feed_counts)
     params = {
         "config": {
             k: (str(v) if isinstance(v, (Path, date)) else v) for k, v in asdict(config).items()
@@ -1050,6 +1261,8 @@ def generate(config: GeneratorConfig) -> GenerationSummary:
             "persuade_p": UPLIFT,
         },
         "mess": summary.mess,
+        # what the activation feed's files held and what was sent (None without a feed)
+        "activation_feed": dict(world.feed_counts) if world.feed_dir is not None else None,
     }
     (truth / "params.json").write_text(json.dumps(params, indent=2, default=str))
     summary.n_customers_total = world.n
