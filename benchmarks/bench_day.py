@@ -68,8 +68,9 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-# Raised when the generator's truth files gain what an evaluation needs (2: campaign funnel).
-TRUTH_VERSION = 2
+# Raised when the generator's truth files gain what an evaluation needs (2: campaign funnel;
+# 3: planted campaign uplift, conversions counting orders placed anyway).
+TRUTH_VERSION = 3
 
 
 def _generate(data_dir: Path, customers: int, web_events: int) -> float | None:

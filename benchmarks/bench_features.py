@@ -167,6 +167,7 @@ select
     'CMP' || lpad(cast(w as varchar), 4, '0') as campaign_id,
     cid(i) as customer_id,
     ['email', 'sms', 'push'][1 + pick(w, 'cch', 3)] as channel,
+    false as is_control_group,
     u(i * 64 + w, 'open') < 0.25 as is_opened,
     u(i * 64 + w, 'open') < 0.06 as is_clicked,
     u(i * 64 + w, 'open') < 0.01 as is_converted,

@@ -132,10 +132,21 @@ REVIEWS = Source(
 CAMPAIGN_SENDS = Source(
     name="campaign_sends",
     file_format="parquet",
-    columns=("campaign_id", "customer_id", "sent_at", "channel", "opened", "clicked", "converted"),
+    columns=(
+        "campaign_id",
+        "customer_id",
+        "sent_at",
+        "channel",
+        "opened",
+        "clicked",
+        "converted",
+        "control_group",
+    ),
     description=(
-        "Marketing platform send log as Parquet: one row per campaign message sent to a "
-        "customer, with what the customer did with it; sent_at is a UTC timestamp."
+        "Marketing platform send log as Parquet: one row per customer a campaign selected, "
+        "with what the customer did with the message; control_group rows are the campaign's "
+        "random holdout, selected but not sent (never opened, clicked or converted; sent_at "
+        "when they would have been sent); sent_at is a UTC timestamp."
     ),
     key=("campaign_id", "customer_id"),
     event_time="sent_at",

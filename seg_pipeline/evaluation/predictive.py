@@ -10,10 +10,16 @@ probability of being alive at C is
     P(alive) = A / (A + D),  A = (1 - p)^k * exp(-lambda * (C - t)),  D = 1 - (1 - p)^k
 
 (1 for a customer without an order), and of ordering within h days P(alive) *
-(1 - exp(-lambda * h)) (the next-order curve at h: the same). A send on a channel converts with
-probability P(alive) * min(open * channel factor, 0.95) * click * convert, the funnel the
-generator draws. Cancellations, campaign conversions and first-day orders of new sign-ups
-are left out, so the oracle is a close upper reference, not an exact bound.
+(1 - exp(-lambda * h)) (the next-order curve at h: the same). The campaign platform records a
+send as converted when it was clicked and the customer ordered that day: an extra order the send
+caused (probability persuade after a click, while alive) or one they placed anyway (at least one
+of Poisson(lambda)), so a send on a channel converts with probability
+
+    P(alive) * min(open * channel factor, 0.95) * click * (1 - (1 - persuade) * exp(-lambda))
+
+(truth written before the planted uplift: P(alive) * min(...) * click * convert). Cancellations,
+extra orders caused by campaigns and first-day orders of new sign-ups are left out of P(alive),
+so the oracle is a close upper reference, not an exact bound.
 
 Reads the generator's truth file; nothing that produces scores imports this module.
 """
@@ -40,7 +46,8 @@ RATE_COLUMNS = (
     "p_dropout",
     "campaign_open_p",
     "campaign_click_p",
-    "campaign_convert_p",
+    "campaign_persuade_p",
+    "campaign_convert_p",  # truth written before the planted uplift
 )
 
 
@@ -104,12 +111,11 @@ def oracle_scores(
         opens = np.minimum(
             rows["campaign_open_p"].to_numpy() * factor.to_numpy(), rows["max_open_p"].to_numpy()
         )
-        return (
-            alive
-            * opens
-            * rows["campaign_click_p"].to_numpy()
-            * rows["campaign_convert_p"].to_numpy()
-        )
+        clicks = alive * opens * rows["campaign_click_p"].to_numpy()
+        if "campaign_persuade_p" not in rows.columns:
+            return clicks * rows["campaign_convert_p"].to_numpy()
+        persuade = rows["campaign_persuade_p"].to_numpy()
+        return clicks * (1 - (1 - persuade) * np.exp(-lam))
     horizon = (
         rows["order_within_days"].to_numpy() if target.name == "next_order" else target.horizon_days
     )

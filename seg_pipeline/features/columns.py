@@ -85,7 +85,10 @@ CUSTOMER_FEATURES: dict[str, str] = {
     "cart_abandonment_rate_30d": "Sessions of the last 30 days with an add_to_cart but no "
     "checkout / sessions with an add_to_cart; null without such sessions.",
     "cart_abandonment_rate_90d": "As cart_abandonment_rate_30d over the last 90 days.",
-    "count_campaigns_received": f"Campaign messages sent to the customer. Source: {_CAMP}.",
+    "count_campaigns_received": (
+        f"Campaign messages sent to the customer (control-group rows, never sent, left out). "
+        f"Source: {_CAMP}."
+    ),
     "campaign_open_rate": "Opened sends / sends; null without sends.",
     "campaign_click_rate": "Clicked sends / sends; null without sends.",
     "campaign_conversion_rate": "Converted sends / sends; null without sends.",

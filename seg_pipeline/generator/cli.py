@@ -34,6 +34,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--messiness", type=float, default=0.02, help="rate of each kind of mess")
     p.add_argument("--web-events-per-day", type=int, default=None, help="target events/day")
+    p.add_argument(
+        "--holdout-share",
+        type=float,
+        default=0.2,
+        help="share of each campaign's audience held out as a control group",
+    )
+    p.add_argument(
+        "--activation-feed",
+        type=Path,
+        default=None,
+        help="folder of delivery exports: <DIR>/<YYYY-MM-DD>/*.csv are sent the next day",
+    )
+    p.add_argument(
+        "--write-from",
+        type=_date,
+        default=None,
+        help="first day whose files are written (the simulation still starts at --start)",
+    )
     return p
 
 
@@ -61,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         messiness=args.messiness,
         web_events_per_day=args.web_events_per_day,
+        holdout_share=args.holdout_share,
+        activation_feed_dir=args.activation_feed,
+        write_from=args.write_from,
     )
     try:
         summary = generate(config)
@@ -68,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage()
         print(f"error: {e}")
         return 2
-    n_days = (args.end - args.start).days + 1
+    n_days = (args.end - (args.write_from or args.start)).days + 1
     print(
         f"wrote {summary.files_written} files for {n_days} day(s), "
         f"{summary.n_customers_total} customers, in {summary.seconds:.1f}s"
@@ -77,4 +98,6 @@ def main(argv: list[str] | None = None) -> int:
         planted = ", ".join(f"{k}={v}" for k, v in summary.mess[source].items() if v)
         line = f"  {source:<15} {sum(per_day.values()):>12,} rows"
         print(line + (f"  (mess: {planted})" if planted else ""))
+    if summary.activation:
+        print("  activation feed " + ", ".join(f"{k}={v}" for k, v in summary.activation.items()))
     return 0

@@ -31,6 +31,17 @@ class GeneratorConfig:
         Optional target number of web events per day (browsing is scaled to hit it).
     persona_shares
         Optional ``(persona, share)`` pairs overriding the default persona mix at start.
+    holdout_share
+        Share of each generated campaign's selected audience held out as a random control
+        group: recorded in the send log (``control_group`` true) but not sent.
+    activation_feed_dir
+        Optional folder of the pipeline's delivery exports: the CSV files of
+        ``<activation_feed_dir>/<YYYY-MM-DD>/`` (columns ``campaign_id``, ``customer_id``,
+        ``channel``; others ignored) are sent on the next day to the listed customers, who
+        respond with their planted uplift.
+    write_from
+        Optional first day whose landing files are written; the simulation still starts on
+        ``start_date``, so the files written are those of a full run.
     """
 
     landing_dir: Path
@@ -42,6 +53,9 @@ class GeneratorConfig:
     messiness: float = 0.02
     web_events_per_day: int | None = None
     persona_shares: tuple[tuple[str, float], ...] | None = None
+    holdout_share: float = 0.2
+    activation_feed_dir: Path | None = None
+    write_from: date | None = None
 
     def validate(self) -> None:
         """Raise ``ValueError`` for inconsistent settings."""
@@ -51,6 +65,12 @@ class GeneratorConfig:
             raise ValueError("n_customers must be at least 1")
         if not 0.0 <= self.messiness <= 0.5:
             raise ValueError("messiness must be between 0 and 0.5")
+        if self.write_from is not None and not (
+            self.start_date <= self.write_from <= self.end_date
+        ):
+            raise ValueError("write_from must lie between start_date and end_date")
+        if not 0.0 <= self.holdout_share < 1.0:
+            raise ValueError("holdout_share must be at least 0 and below 1")
         if self.web_events_per_day is not None and self.web_events_per_day < 0:
             raise ValueError("web_events_per_day must be non-negative")
         landing = Path(self.landing_dir).resolve()
@@ -75,6 +95,9 @@ class GenerationSummary:
         Wall-clock time of the run.
     n_customers_total
         Customers existing by ``end_date`` (initial plus sign-ups).
+    activation
+        The activation feed read: files, rows, rows left out (invalid, duplicate, unknown
+        customer) and sends made.
     """
 
     rows: dict[str, dict[date, int]] = field(default_factory=dict)
@@ -82,6 +105,7 @@ class GenerationSummary:
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
     n_customers_total: int = 0
+    activation: dict[str, int] = field(default_factory=dict)
 
     @property
     def files_written(self) -> int:

@@ -2,7 +2,9 @@
 
 The world is simulated sequentially from ``start_date``.  Every random draw of day ``d`` comes
 from ``default_rng([seed, d, stream, ...])`` and the state carried between days depends only on
-earlier days, so the file of a day is identical whatever ``end_date`` is.
+earlier days, so the file of a day is identical whatever ``end_date`` is. The activation feed's
+files of day ``d - 1`` (if a feed folder is given) add the sends of day ``d``, drawn from
+streams of their own, so a day without a feed is the same with or without the folder.
 """
 
 from __future__ import annotations
@@ -52,7 +54,12 @@ from seg_pipeline.generator.ids import (
     hex_ids,
     prefixed,
 )
-from seg_pipeline.generator.personas import PersonaSpec, draw_customer_params, resolve_personas
+from seg_pipeline.generator.personas import (
+    UPLIFT,
+    PersonaSpec,
+    draw_customer_params,
+    resolve_personas,
+)
 from seg_pipeline.generator.text import review_text
 from seg_pipeline.generator.writers import DayFileWriter
 from seg_pipeline.sources import (
@@ -67,6 +74,8 @@ from seg_pipeline.sources import (
 
 # random streams
 S_INIT, S_SIGNUP, S_CRM, S_CAMPAIGN, S_ORDERS, S_WEB, S_REVIEWS, S_MESS = range(1, 9)
+S_HOLDOUT = 9  # control groups of the generated campaigns (key: day, campaign number)
+S_FEED = 10  # sends of the activation feed (key: day, file, campaign)
 CHUNK_ROWS = 500_000
 ANON_SHARE = 0.3  # share of web sessions by anonymous visitors
 SIGNUP_RATE = 0.002  # new customers per existing customer and day
@@ -87,7 +96,7 @@ NULLABLE = {
     "orders": ("category", "discount", "channel", "status"),
     "web_events": ("url", "device"),
     "reviews": ("review_text", "rating"),
-    "campaign_sends": ("channel", "opened"),
+    "campaign_sends": ("channel", "opened", "control_group"),
 }
 GENDERS = ("F", "M", "X", "")
 PAGES = ("/", "/cart", "/checkout", "/deals", "/account")
@@ -125,6 +134,15 @@ class World:
         self.next_order = 1
         self.next_review = 1
         self.reviews_due: dict[str, np.ndarray] = {}
+        self.campaign_truth: list[dict[str, Any]] = []  # one row per generated campaign
+        # the activation feed: its sends, and every send to its customers from their first one
+        self.feed_dir = (
+            None if config.activation_feed_dir is None else Path(config.activation_feed_dir)
+        )
+        self.feed_counts: dict[str, int] = dict.fromkeys(FEED_COUNTS, 0)
+        self.feed_truth: list[pl.DataFrame] = []
+        self.followed_sends: list[pl.DataFrame] = []
+        self.followed = np.zeros(0, dtype=bool)
         self.pending: dict[str, dict[int, list[pl.DataFrame]]] = {s.name: {} for s in SOURCES}
         self.url_pool, self.url_product0, self.url_cat0, self.url_search0 = self._url_pool()
         self.product_pool = pl.concat([catalogue.product_ids, pl.Series([None], dtype=pl.String)])
@@ -282,8 +300,30 @@ class World:
             crm_parts += self._crm_changes(d, base_ms, offsets, new_idx, n_before)
         out["crm_customers"] = crm_parts
 
-        conv = self._campaigns(d, day, base_ms, out)
-        orders, purchase = self._orders(d, day, base_ms, offsets, new_idx, conv)
+        # organic orders first: a send's conversion flag also counts a click on a day the
+        # customer orders anyway ("sure things"); then the sends and their extra orders
+        orders_rng = _rng(seed, d, S_ORDERS)
+        organic, drops = self._organic_orders(orders_rng, d, new_idx)
+        self.followed = np.concatenate(
+            [self.followed, np.zeros(self.n - self.followed.size, dtype=bool)]
+        )
+        feed_sends, feed_extra = self._feed_sends(d, day, base_ms, organic > 0)
+        sends, extra = self._campaigns(d, day, base_ms, organic > 0)
+        sends = pl.concat([sends, feed_sends]).sort(["sent_at", "campaign_id", "customer_id"])
+        out["campaign_sends"] = [sends]
+        # the organic orders, those the generated campaigns caused and those the feed's sends
+        # caused, each from a stream of its own: a feed adds orders and changes no other
+        batches = [
+            (orders_rng, organic),
+            (_rng(seed, d, S_ORDERS, 1), extra),
+            (_rng(seed, d, S_ORDERS, 2), feed_extra),
+        ]
+        orders, purchase = self._order_batches(d, day, base_ms, offsets, batches)
+        # BG/NBD drop-out after the day's organic purchases, drawn with them: the extra orders
+        # a send causes leave it alone, so campaigns never change who stays alive
+        c = self.c
+        c["alive"][drops] = False
+        c["dropout_day"][drops] = d
         out["orders"] = [orders]
         out["reviews"] = [self._reviews(d, day, base_ms, offsets, orders, purchase)]
         out["web_sessions"] = self._sessions(d, base_ms, offsets, purchase)
@@ -343,65 +383,192 @@ class World:
         if k.size:
             c["consent"][k] = ~c["consent"][k]
 
-    def _campaigns(self, d: int, day: date, base_ms: int, out: dict[str, Any]) -> np.ndarray:
-        rng = _rng(self.seed, d, S_CAMPAIGN)
+    def _feed_sends(
+        self, d: int, day: date, base_ms: int, orders_today: np.ndarray
+    ) -> tuple[pl.DataFrame, np.ndarray]:
+        """The activation feed's sends of ``day`` (the files of the day before), and the extra
+        orders they cause per customer. Each listed customer who exists is sent the campaign on
+        the row's channel and responds like to any send (funnel, planted uplift)."""
+        extra = np.zeros(self.n, dtype=np.int64)
+        if self.feed_dir is None:
+            return pl.DataFrame(schema=_SENDS_SCHEMA), extra
+        rows, counts = read_feed(self.feed_dir / (day - timedelta(days=1)).isoformat())
+        for key, value in counts.items():
+            self.feed_counts[key] += value
+        idx = _customer_index(rows["customer_id"])
+        known = (idx >= 0) & (idx < self.n)
+        self.feed_counts["unknown_customer"] += int((~known).sum())
+        rows = rows.filter(pl.Series(known)).with_columns(_idx=pl.Series(idx[known]))
+        if rows.is_empty():
+            return pl.DataFrame(schema=_SENDS_SCHEMA), extra
         c = self.c
-        n_camp = 1 + int(day.weekday() in (1, 3)) + int(rng.poisson(0.1))
+        self.followed[rows["_idx"].to_numpy()] = True
         frames = []
-        converted: list[np.ndarray] = []
-        eligible = np.nonzero(c["consent"] & (c["signup_day"] < d))[0]
-        for k in range(n_camp):
-            aud = eligible[rng.random(eligible.size) < rng.uniform(0.3, 0.8)]
-            ch = int(rng.choice(3, p=[0.65, 0.15, 0.2]))
-            factor = CHANNEL_OPEN_FACTOR[CAMPAIGN_CHANNELS[ch]]
+        groups = rows.group_by("campaign_id", "channel").agg("_idx").sort("campaign_id", "channel")
+        for k, (campaign_id, channel, members) in enumerate(groups.iter_rows()):
+            aud = np.sort(np.asarray(members, dtype=np.int64))
+            rng = _rng(self.seed, d, S_FEED, k)
             sent_us = (
                 base_ms * 1000
                 + int(rng.integers(7, 18)) * 3_600_000_000
                 + rng.integers(0, 2_700_000_000, size=aud.size)
             )
-            opened = rng.random(aud.size) < np.minimum(c["open_p"][aud] * factor, MAX_OPEN_P)
-            clicked = opened & (rng.random(aud.size) < c["click_p"][aud])
-            conv = clicked & c["alive"][aud] & (rng.random(aud.size) < c["conv_p"][aud])
-            converted.append(aud[conv])
-            frames.append(
+            alive = c["alive"][aud].copy()
+            response = self._respond(rng, aud, channel, orders_today)
+            np.add.at(extra, aud[response["persuaded"]], 1)
+            uplift = channel_uplift(c, channel, aud)
+            self.feed_truth.append(
                 pl.DataFrame(
                     {
-                        "campaign_id": pl.Series([f"CMP{day:%Y%m%d}{k + 1:02d}"] * aud.size),
+                        "send_date": pl.Series([day] * aud.size, dtype=pl.Date),
+                        "campaign_id": pl.Series([campaign_id] * aud.size, dtype=pl.String),
                         "customer_id": customer_ids(aud),
-                        "sent_at": pl.Series(sent_us).cast(pl.Datetime("us", "UTC")),
-                        "channel": pl.Series([CAMPAIGN_CHANNELS[ch]] * aud.size),
-                        "opened": opened,
-                        "clicked": clicked,
-                        "converted": conv,
-                    },
-                    schema=_SENDS_SCHEMA,
+                        "channel": pl.Series([channel] * aud.size, dtype=pl.String),
+                        "alive_at_send": alive,
+                        "uplift": uplift,
+                        "extra_order_p": uplift * alive,
+                        "lambda": c["lam"][aud],
+                        "p_dropout": c["p_drop"][aud],
+                        "cancel_rate": c["cancel_rate"][aud],
+                        "extra_order": response["persuaded"],
+                    }
                 )
             )
-        df = pl.concat(frames) if frames else pl.DataFrame(schema=_SENDS_SCHEMA)
-        out["campaign_sends"] = [df.sort(["sent_at", "campaign_id", "customer_id"])]
-        return np.concatenate(converted) if converted else np.zeros(0, dtype=np.int64)
+            self._follow(day, campaign_id, channel, aud)
+            none = np.zeros(aud.size, dtype=bool)
+            frames.append(_sends_frame(campaign_id, aud, sent_us, channel, response, none))
+        self.feed_counts["sends"] += sum(f.height for f in frames)
+        return pl.concat(frames), extra
 
-    def _orders(
+    def _follow(self, day: date, campaign_id: str, channel: str, sent: np.ndarray) -> None:
+        """Record the sends to customers of the activation feed (for the planted lift)."""
+        idx = sent[self.followed[sent]]
+        if idx.size:
+            self.followed_sends.append(
+                pl.DataFrame(
+                    {
+                        "send_date": pl.Series([day] * idx.size, dtype=pl.Date),
+                        "campaign_id": pl.Series([campaign_id] * idx.size, dtype=pl.String),
+                        "customer_id": customer_ids(idx),
+                        "uplift": channel_uplift(self.c, channel, idx),
+                    }
+                )
+            )
+
+    def _order_batches(
         self,
         d: int,
         day: date,
         base_ms: int,
         offsets: np.ndarray,
-        new_idx: np.ndarray,
-        conv: np.ndarray,
+        batches: list[tuple[np.random.Generator, np.ndarray]],
     ) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
-        rng = _rng(self.seed, d, S_ORDERS)
+        """The orders of each (stream, orders per customer) batch, one after the other."""
+        frames, parts = [], []
+        for rng, k in batches:
+            if k.any():
+                df, purchase = self._orders(rng, d, day, base_ms, offsets, k)
+                frames.append(df)
+                parts.append(purchase)
+        if not frames:
+            return self._orders(batches[0][0], d, day, base_ms, offsets, batches[0][1])
+        lines = 0
+        for purchase in parts:
+            purchase["review_line"] = np.where(
+                purchase["review_line"] >= 0, purchase["review_line"] + lines, -1
+            )
+            lines += purchase["line_product"].size
+        merged = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        return pl.concat(frames), merged
+
+    def _campaigns(
+        self, d: int, day: date, base_ms: int, orders_today: np.ndarray
+    ) -> tuple[pl.DataFrame, np.ndarray]:
+        """The day's campaign sends, and the extra orders they cause per customer."""
+        rng = _rng(self.seed, d, S_CAMPAIGN)
         c = self.c
-        cat = self.cat
+        n_camp = 1 + int(day.weekday() in (1, 3)) + int(rng.poisson(0.1))
+        frames = []
+        extra = np.zeros(self.n, dtype=np.int64)
+        eligible = np.nonzero(c["consent"] & (c["signup_day"] < d))[0]
+        for k in range(n_camp):
+            aud = eligible[rng.random(eligible.size) < rng.uniform(0.3, 0.8)]
+            channel = CAMPAIGN_CHANNELS[int(rng.choice(3, p=[0.65, 0.15, 0.2]))]
+            sent_us = (
+                base_ms * 1000
+                + int(rng.integers(7, 18)) * 3_600_000_000
+                + rng.integers(0, 2_700_000_000, size=aud.size)
+            )
+            response = self._respond(rng, aud, channel, orders_today)
+            # the random holdout: selected, recorded, not sent (its own stream, so the share
+            # changes neither the audiences nor the draws of the sent messages)
+            control = _rng(self.seed, d, S_HOLDOUT, k).random(aud.size) < self.cfg.holdout_share
+            response = {key: flags & ~control for key, flags in response.items()}
+            np.add.at(extra, aud[response["persuaded"]], 1)
+            self.campaign_truth.append(
+                _campaign_truth(f"CMP{day:%Y%m%d}{k + 1:02d}", day, channel, c, aud, control)
+            )
+            self._follow(day, f"CMP{day:%Y%m%d}{k + 1:02d}", channel, aud[~control])
+            frames.append(
+                _sends_frame(
+                    f"CMP{day:%Y%m%d}{k + 1:02d}", aud, sent_us, channel, response, control
+                )
+            )
+        df = pl.concat(frames) if frames else pl.DataFrame(schema=_SENDS_SCHEMA)
+        return df.sort(["sent_at", "campaign_id", "customer_id"]), extra
+
+    def _respond(
+        self, rng: np.random.Generator, aud: np.ndarray, channel: str, orders_today: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """What the customers ``aud`` do with a send on ``channel``: open, click, and, while
+        alive, an extra order with probability persuade_p after a click (the planted uplift);
+        the platform records a conversion for a click followed by any order of the day, extra
+        or organic (``orders_today``)."""
+        c = self.c
+        factor = CHANNEL_OPEN_FACTOR[channel]
+        opened = rng.random(aud.size) < np.minimum(c["open_p"][aud] * factor, MAX_OPEN_P)
+        clicked = opened & (rng.random(aud.size) < c["click_p"][aud])
+        alive_click = clicked & c["alive"][aud]
+        persuaded = alive_click & (rng.random(aud.size) < c["persuade_p"][aud])
+        converted = alive_click & (persuaded | orders_today[aud])
+        return {
+            "opened": opened,
+            "clicked": clicked,
+            "persuaded": persuaded,
+            "converted": converted,
+        }
+
+    def _organic_orders(
+        self, rng: np.random.Generator, d: int, new_idx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Orders per customer of day ``d`` without any campaign (Poisson(lambda) while alive,
+        at most 3, and a first order for some of the day's sign-ups), and the customers who
+        drop out after them (probability 1 - (1 - p)^k)."""
+        c = self.c
         active = c["alive"] & (c["signup_day"] <= d)
         k = np.zeros(self.n, dtype=np.int64)
         act = np.nonzero(active)[0]
         k[act] = rng.poisson(c["lam"][act])
         if new_idx.size:
             k[new_idx] += rng.random(new_idx.size) < 0.3
-        if conv.size:
-            k[conv] += c["alive"][conv]
         k = np.minimum(k, 3)
+        buyers = np.nonzero(k)[0]
+        die = rng.random(buyers.size) < 1 - (1 - c["p_drop"][buyers]) ** k[buyers]
+        return k, buyers[die]
+
+    def _orders(
+        self,
+        rng: np.random.Generator,
+        d: int,
+        day: date,
+        base_ms: int,
+        offsets: np.ndarray,
+        k: np.ndarray,
+    ) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
+        """The day's ``k`` orders per customer (organic and caused by campaigns; ``rng``: the
+        day's order stream, after the organic counts were drawn)."""
+        c = self.c
+        cat = self.cat
         buyers = np.nonzero(k)[0]
         cust = np.repeat(buyers, k[buyers])
         n_o = cust.size
@@ -436,11 +603,7 @@ class World:
         discount = np.round(price * qty * disc_frac, 2)
         returned = ~cancelled[lo] & (rng.random(n_l) < c["return_rate"][lc])
         status = np.where(cancelled[lo], 1, np.where(returned, 2, 0))
-        # state: BG/NBD drop-out after each purchase, spend
-        die = rng.random(buyers.size) < 1 - (1 - c["p_drop"][buyers]) ** k[buyers]
-        dead = buyers[die]
-        c["alive"][dead] = False
-        c["dropout_day"][dead] = d
+        # state: orders and spend (drop-out: simulate_day)
         np.add.at(c["n_orders"], cust, 1)
         net = np.where(status == 0, price * qty - discount, 0.0)
         np.add.at(c["revenue"], lc, net)
@@ -774,7 +937,10 @@ class World:
                 "review_propensity": c["review_p"],
                 "campaign_open_p": c["open_p"],
                 "campaign_click_p": c["click_p"],
-                "campaign_convert_p": c["conv_p"],
+                "campaign_persuade_p": c["persuade_p"],
+                "campaign_uplift": channel_uplift(c, "email"),
+                "campaign_uplift_sms": channel_uplift(c, "sms"),
+                "campaign_uplift_push": channel_uplift(c, "push"),
                 "marketing_consent": c["consent"],
                 "alive_at_end": c["alive"],
                 "dropout_date": pl.Series(dropout.astype(np.int32))
@@ -788,11 +954,116 @@ class World:
         )
 
 
-# Campaign channels and how each scales a customer's open probability (a send converts when it
-# is opened, clicked and converted, while the customer is alive).
+# Campaign channels and how each scales a customer's open probability. A send causes an extra
+# order when it is opened, clicked and persuades the customer, while alive (the planted uplift);
+# the platform's conversion flag is a click followed by any order that day, extra or organic.
 CAMPAIGN_CHANNELS = ("email", "sms", "push")
 CHANNEL_OPEN_FACTOR = {"email": 1.0, "sms": 1.4, "push": 0.7}
 MAX_OPEN_P = 0.95
+
+
+def channel_uplift(c: dict[str, np.ndarray], channel: str, idx: Any = slice(None)) -> np.ndarray:
+    """The planted uplift of a send on ``channel`` to the customers ``idx`` while alive: the
+    probability that it causes an extra order, min(open_p * factor, MAX_OPEN_P) * click_p *
+    persuade_p."""
+    opens = np.minimum(c["open_p"][idx] * CHANNEL_OPEN_FACTOR[channel], MAX_OPEN_P)
+    return opens * c["click_p"][idx] * c["persuade_p"][idx]
+
+
+# The activation feed: <feed>/<YYYY-MM-DD>/*.csv, sent the day after the folder's date.
+FEED_COLUMNS = ("campaign_id", "customer_id", "channel")
+FEED_COUNTS = ("files", "rows", "invalid_rows", "duplicate_rows", "unknown_customer", "sends")
+
+
+def read_feed(folder: Path) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The rows of the activation feed files in ``folder`` (campaign_id, customer_id, channel;
+    other columns ignored), and what was left out: rows without a campaign or customer id or
+    with a channel other than email, sms or push, and repeats of a (campaign, customer) pair.
+
+    Raises
+    ------
+    ValueError
+        A file lacks one of the required columns.
+    """
+    counts = dict.fromkeys(FEED_COUNTS, 0)
+    frames = []
+    for path in sorted(Path(folder).glob("*.csv")) if Path(folder).is_dir() else []:
+        df = pl.read_csv(path, infer_schema=False)
+        missing = [col for col in FEED_COLUMNS if col not in df.columns]
+        if missing:
+            raise ValueError(f"activation feed {path} lacks column(s) {', '.join(missing)}")
+        counts["files"] += 1
+        frames.append(df.select(pl.col(col).str.strip_chars() for col in FEED_COLUMNS))
+    if not frames:
+        return pl.DataFrame(schema=dict.fromkeys(FEED_COLUMNS, pl.String)), counts
+    rows = pl.concat(frames)
+    counts["rows"] = rows.height
+    valid = rows.filter(
+        (pl.col("campaign_id").str.len_chars() > 0)
+        & (pl.col("customer_id").str.len_chars() > 0)
+        & pl.col("channel").str.to_lowercase().is_in(list(CAMPAIGN_CHANNELS))
+    ).with_columns(pl.col("channel").str.to_lowercase())
+    counts["invalid_rows"] = rows.height - valid.height
+    unique = valid.unique(["campaign_id", "customer_id"], keep="first", maintain_order=True)
+    counts["duplicate_rows"] = valid.height - unique.height
+    return unique, counts
+
+
+def _customer_index(ids: pl.Series) -> np.ndarray:
+    """0-based customer index of each CRM id (``C00000001`` is 0); -1 for other strings."""
+    number = ids.str.extract(r"^C(\d{8})$").cast(pl.Int64, strict=False)
+    return (number.fill_null(0) - 1).to_numpy()
+
+
+def _campaign_truth(
+    campaign_id: str,
+    day: date,
+    channel: str,
+    c: dict[str, np.ndarray],
+    aud: np.ndarray,
+    control: np.ndarray,
+) -> dict[str, Any]:
+    """The planted effect of one generated campaign: the probability of an extra order its send
+    gives each selected customer (uplift while alive, 0 after drop-out), summed and averaged
+    over the customers sent and over the control group (what the send would have given)."""
+    effect = channel_uplift(c, channel, aud) * c["alive"][aud]
+    sent = ~control
+    return {
+        "campaign_id": campaign_id,
+        "send_date": day,
+        "channel": channel,
+        "selected": int(aud.size),
+        "sent": int(sent.sum()),
+        "control": int(control.sum()),
+        "alive_sent": int(c["alive"][aud][sent].sum()),
+        "expected_extra_orders_sent": float(effect[sent].sum()),
+        "mean_uplift_sent": float(effect[sent].mean()) if sent.any() else None,
+        "mean_uplift_control": float(effect[control].mean()) if control.any() else None,
+    }
+
+
+def _sends_frame(
+    campaign_id: str,
+    aud: np.ndarray,
+    sent_us: np.ndarray,
+    channel: str,
+    response: dict[str, np.ndarray],
+    control: np.ndarray,
+) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "campaign_id": pl.Series([campaign_id] * aud.size, dtype=pl.String),
+            "customer_id": customer_ids(aud),
+            "sent_at": pl.Series(sent_us).cast(pl.Datetime("us", "UTC")),
+            "channel": pl.Series([channel] * aud.size, dtype=pl.String),
+            "opened": response["opened"],
+            "clicked": response["clicked"],
+            "converted": response["converted"],
+            "control_group": control,
+        },
+        schema=_SENDS_SCHEMA,
+    )
+
 
 _SENDS_SCHEMA = {
     "campaign_id": pl.String,
@@ -802,6 +1073,42 @@ _SENDS_SCHEMA = {
     "opened": pl.Boolean,
     "clicked": pl.Boolean,
     "converted": pl.Boolean,
+    "control_group": pl.Boolean,
+}
+# truth/activation_sends.parquet: one row per send of the activation feed
+_ACTIVATION_SCHEMA = {
+    "send_date": pl.Date,
+    "campaign_id": pl.String,
+    "customer_id": pl.String,
+    "channel": pl.String,
+    "alive_at_send": pl.Boolean,
+    "uplift": pl.Float64,
+    "extra_order_p": pl.Float64,
+    "lambda": pl.Float64,
+    "p_dropout": pl.Float64,
+    "cancel_rate": pl.Float64,
+    "extra_order": pl.Boolean,
+}
+# truth/activation_customer_sends.parquet: every send to a customer of the activation feed from
+# the day of their first feed send on (the feed's and the generated campaigns' sent rows)
+_FOLLOWED_SCHEMA = {
+    "send_date": pl.Date,
+    "campaign_id": pl.String,
+    "customer_id": pl.String,
+    "uplift": pl.Float64,
+}
+# truth/campaigns.parquet: one row per generated campaign (see _campaign_truth)
+_CAMPAIGN_TRUTH_SCHEMA = {
+    "campaign_id": pl.String,
+    "send_date": pl.Date,
+    "channel": pl.String,
+    "selected": pl.Int64,
+    "sent": pl.Int64,
+    "control": pl.Int64,
+    "alive_sent": pl.Int64,
+    "expected_extra_orders_sent": pl.Float64,
+    "mean_uplift_sent": pl.Float64,
+    "mean_uplift_control": pl.Float64,
 }
 _REVIEWS_SCHEMA = {
     "review_id": pl.String,
@@ -857,11 +1164,14 @@ def generate(config: GeneratorConfig) -> GenerationSummary:
     )
     n_days = (config.end_date - config.start_date).days + 1
     m = config.messiness
+    first = 0 if config.write_from is None else (config.write_from - config.start_date).days
     for d in range(n_days):
         day = config.start_date + timedelta(days=d)
         base_ms = day_ms(day)
         clean = world.simulate_day(d, day)
         sess = clean.pop("web_sessions")
+        if d + mess.MAX_LATE_DAYS < first:
+            continue  # not written, and none of its rows arrive late on a day written
         for si, source in enumerate(SOURCES):
             path = source.path_for(config.landing_dir, day)
             rng = _rng(config.seed, d, S_MESS, si)
@@ -872,8 +1182,20 @@ def generate(config: GeneratorConfig) -> GenerationSummary:
             else:
                 parts = clean[source.name]
                 expected = sum(p.height for p in parts)
-            writer = DayFileWriter(source, path, _rng(config.seed, d, S_MESS, si, 1), m, expected)
             late_ok = not (source is CRM_CUSTOMERS and d == 0)
+            if d < first:
+                # not written: only its late rows, which arrive on a day written, are kept
+                scratch = dict.fromkeys(mess.MESS_KINDS, 0)
+                for part in parts:
+                    part = _content_mess(source.name, part, rng, m, scratch)
+                    if late_ok and m > 0:
+                        _, late = mess.split_late(part, rng, m)
+                        for delay, rows in late:
+                            if first <= d + delay < n_days:
+                                world.pending[source.name].setdefault(d + delay, []).append(rows)
+                world.pending[source.name].pop(d, None)
+                continue
+            writer = DayFileWriter(source, path, _rng(config.seed, d, S_MESS, si, 1), m, expected)
             wrote = False
             for part in parts:
                 part = _content_mess(source.name, part, rng, m, counts)
@@ -900,6 +1222,17 @@ def generate(config: GeneratorConfig) -> GenerationSummary:
     truth = Path(config.truth_dir)
     truth.mkdir(parents=True, exist_ok=True)
     world.truth_frame().write_parquet(truth / "customers.parquet")
+    pl.DataFrame(world.campaign_truth, schema=_CAMPAIGN_TRUTH_SCHEMA).write_parquet(
+        truth / "campaigns.parquet"
+    )
+    if config.activation_feed_dir is not None:
+        pl.concat(
+            [pl.DataFrame(schema=_ACTIVATION_SCHEMA), *world.feed_truth], how="vertical"
+        ).write_parquet(truth / "activation_sends.parquet")
+        pl.concat(
+            [pl.DataFrame(schema=_FOLLOWED_SCHEMA), *world.followed_sends], how="vertical"
+        ).write_parquet(truth / "activation_customer_sends.parquet")
+        summary.activation = dict(world.feed_counts)
     params = {
         "config": {
             k: (str(v) if isinstance(v, (Path, date)) else v) for k, v in asdict(config).items()
@@ -915,12 +1248,21 @@ def generate(config: GeneratorConfig) -> GenerationSummary:
             "anonymous_session_share": ANON_SHARE,
             "dead_browse_factor": DEAD_BROWSE,
         },
-        # a send converts with P(alive) * min(open_p * factor, max_open_p) * click_p * convert_p
+        # a send is opened with min(open_p * factor, max_open_p), clicked with click_p after an
+        # open; while alive, a click causes an extra order with persuade_p (the uplift); the
+        # platform's conversion is a click followed by any order of the day, so
+        # P(converted) = P(alive) * open * click_p * (1 - (1 - persuade_p) * exp(-lambda))
         "campaign_funnel": {
             "channel_open_factor": CHANNEL_OPEN_FACTOR,
             "max_open_p": MAX_OPEN_P,
+            "uplift": "min(open_p * channel_open_factor, max_open_p) * click_p * persuade_p",
+            "converted": "clicked and alive and (persuaded or an organic order that day)",
+            "extra_orders_count_toward_dropout": False,
+            "persuade_p": UPLIFT,
         },
         "mess": summary.mess,
+        # what the activation feed's files held and what was sent (None without a feed)
+        "activation_feed": dict(world.feed_counts) if world.feed_dir is not None else None,
     }
     (truth / "params.json").write_text(json.dumps(params, indent=2, default=str))
     summary.n_customers_total = world.n

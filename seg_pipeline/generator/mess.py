@@ -22,6 +22,9 @@ MESS_KINDS: tuple[str, ...] = (
 )
 
 
+MAX_LATE_DAYS = 3  # late rows arrive 1 to this many days after their own day
+
+
 def _pick(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
     if rate <= 0 or n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -101,10 +104,12 @@ def split_late(
     idx = _pick(rng, df.height, rate)
     if idx.size == 0:
         return df, []
-    delay = rng.integers(1, 4, size=idx.size)
+    delay = rng.integers(1, MAX_LATE_DAYS + 1, size=idx.size)
     keep = np.ones(df.height, dtype=bool)
     keep[idx] = False
-    late = [(int(k), df[idx[delay == k]]) for k in (1, 2, 3) if (delay == k).any()]
+    late = [
+        (int(k), df[idx[delay == k]]) for k in range(1, MAX_LATE_DAYS + 1) if (delay == k).any()
+    ]
     return df.filter(pl.Series(keep)), late
 
 

@@ -43,9 +43,11 @@ class PersonaSpec:
     session_rate: float  # browsing sessions/day while alive, Gamma across customers
     events_per_session: float
     add_to_cart: float  # probability that a browsing event is an add-to-cart
-    open_mean: float  # campaign open / click-given-open / convert-given-click probabilities
+    open_mean: float  # campaign open / click-given-open probabilities
     click_mean: float
-    convert_mean: float
+    # probability that a clicked send persuades the customer to an order they would not have
+    # placed otherwise, before the behaviour modifiers of UPLIFT (see draw_customer_params)
+    persuade_mean: float
     review_mean: float  # probability of reviewing a completed order
     satisfaction: float  # mean star rating of the customer's experience
     consent: float  # probability of marketing consent
@@ -65,37 +67,37 @@ DEFAULT_PERSONAS: tuple[PersonaSpec, ...] = (
     PersonaSpec(
         "loyal_high_value", 0.15, 0.03, (365, 2500), 0.2, 14.0, 1.0, 60.0, 150.0, 16.0, 2.6,
         _p(1.2, 1.3, 1.6, 1.4, 1.0, 0.7, 1.8, 1.0), 8.0, _p(0.3, 0.5, 0.15, 0.05), 10.0,
-        0.05, 0.02, 0.05, 0.5, 6.0, 0.14, 0.6, 0.35, 0.22, 0.25, 4.3, 0.95,
+        0.05, 0.02, 0.05, 0.5, 6.0, 0.14, 0.6, 0.45, 0.04, 0.25, 4.3, 0.95,
         _p(1.0, 2.5, 0.8, 1.0, 1.0, 1.0), 44.0,
     ),
     PersonaSpec(
         "bargain_hunter", 0.20, 0.04, (90, 1200), 0.12, 14.0, 1.0, 40.0, 35.0, 16.0, 2.2,
         _p(1.0, 1.8, 1.0, 1.0, 0.9, 1.3, 1.6, 0.8), 8.0, _p(0.3, 0.15, 0.05, 0.5), 10.0,
-        0.85, 0.03, 0.07, 0.5, 8.0, 0.10, 0.4, 0.35, 0.14, 0.10, 3.8, 0.92,
+        0.85, 0.03, 0.07, 0.5, 8.0, 0.10, 0.4, 0.35, 0.22, 0.10, 3.8, 0.92,
         _p(1.0, 1.0, 2.8, 0.7, 1.0, 0.8), 39.0,
     ),
     PersonaSpec(
         "new_customer", 0.15, 0.85, (7, 60), 0.08, 14.0, 1.2, 14.0, 75.0, 16.0, 1.6,
         _p(1.0, 1.7, 1.0, 1.4, 1.0, 0.8, 1.0, 1.0), 8.0, _p(0.6, 0.2, 0.15, 0.05), 10.0,
-        0.1, 0.03, 0.08, 0.35, 5.0, 0.10, 0.45, 0.25, 0.12, 0.12, 4.0, 0.90,
+        0.1, 0.03, 0.08, 0.35, 5.0, 0.10, 0.45, 0.25, 0.30, 0.12, 4.0, 0.90,
         _p(2.0, 1.8, 1.0, 1.0, 1.0, 1.2), 35.0,
     ),
     PersonaSpec(
         "browser", 0.20, 0.03, (90, 900), 0.015, 14.0, 1.0, 12.0, 55.0, 16.0, 1.3,
         _p(1.8, 1.7, 1.1, 0.9, 1.1, 0.8, 0.5, 1.1), 8.0, _p(0.6, 0.2, 0.1, 0.1), 10.0,
-        0.08, 0.04, 0.12, 2.2, 12.0, 0.05, 0.15, 0.3, 0.04, 0.04, 3.7, 0.88,
+        0.08, 0.04, 0.12, 2.2, 12.0, 0.05, 0.15, 0.3, 0.25, 0.04, 3.7, 0.88,
         _p(1.0, 2.0, 1.2, 1.0, 2.0, 1.0), 33.0,
     ),
     PersonaSpec(
         "lapsing", 0.15, 0.02, (600, 2000), 0.03, 14.0, 2.0, 6.0, 120.0, 16.0, 1.8,
         _p(1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0), 8.0, _p(0.3, 0.2, 0.35, 0.15), 10.0,
-        0.1, 0.05, 0.12, 0.12, 5.0, 0.08, 0.35, 0.12, 0.05, 0.15, 2.6, 0.90,
+        0.1, 0.05, 0.12, 0.12, 5.0, 0.08, 0.35, 0.12, 0.35, 0.15, 2.6, 0.90,
         _p(2.8, 1.0, 1.0, 2.8, 1.0, 1.2), 47.0,
     ),
     PersonaSpec(
         "one_off", 0.15, 0.03, (30, 240), 0.02, 14.0, 9.0, 1.0, 60.0, 16.0, 1.5,
         _p(1.6, 1.0, 1.0, 0.9, 1.0, 1.5, 0.7, 1.2), 8.0, _p(0.35, 0.1, 0.3, 0.25), 10.0,
-        0.1, 0.04, 0.10, 0.02, 3.0, 0.08, 0.02, 0.10, 0.05, 0.05, 3.1, 0.88,
+        0.1, 0.04, 0.10, 0.02, 3.0, 0.08, 0.02, 0.10, 0.20, 0.05, 3.1, 0.88,
         _p(2.0, 1.0, 1.2, 2.0, 1.0, 1.0), 41.0,
     ),
 )  # fmt: skip
@@ -113,6 +115,19 @@ SPREAD: dict[str, float] = {
     "add_to_cart": 30.0,
     "campaign": 30.0,
     "review": 8.0,
+}
+
+# The planted campaign uplift: a customer's probability that a clicked send makes them place an
+# order they would not have placed otherwise (persuade_p) is their persona's draw (Beta around
+# persuade_mean, concentration SPREAD["campaign"]) times
+#   scale * (discount_offset + discount propensity) / (1 + lambda / lambda_half),
+# capped at max_p: higher for discount-prone customers, lower for frequent buyers (who would
+# buy anyway). The uplift of a send is P(open) * P(click | open) * persuade_p while alive.
+UPLIFT: dict[str, float] = {
+    "scale": 2.0,
+    "discount_offset": 0.5,
+    "lambda_half": 0.1,
+    "max_p": 0.9,
 }
 
 PERSONA_NAMES: tuple[str, ...] = tuple(p.name for p in DEFAULT_PERSONAS)
@@ -207,7 +222,13 @@ def draw_customer_params(
     out["atc_prob"] = _beta(rng, col("add_to_cart"), SPREAD["add_to_cart"])
     out["open_p"] = _beta(rng, col("open_mean"), SPREAD["campaign"])
     out["click_p"] = _beta(rng, col("click_mean"), SPREAD["campaign"])
-    out["conv_p"] = _beta(rng, col("convert_mean"), SPREAD["campaign"])
+    out["persuade_p"] = np.minimum(
+        _beta(rng, col("persuade_mean"), SPREAD["campaign"])
+        * UPLIFT["scale"]
+        * (UPLIFT["discount_offset"] + out["disc_prop"])
+        / (1.0 + out["lam"] / UPLIFT["lambda_half"]),
+        UPLIFT["max_p"],
+    )
     out["review_p"] = _beta(rng, col("review_mean"), SPREAD["review"])
     out["satisfaction"] = np.clip(rng.normal(col("satisfaction"), 0.65), 1.0, 5.0)
     out["consent"] = rng.random(n) < col("consent")

@@ -46,6 +46,7 @@ PARQUET_TYPES: dict[str, dict[str, str]] = {
         "opened": "BOOLEAN",
         "clicked": "BOOLEAN",
         "converted": "BOOLEAN",
+        "control_group": "BOOLEAN",
     }
 }
 # Which DuckDB types read from a Parquet file can be cast losslessly to each declared type.

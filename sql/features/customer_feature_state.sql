@@ -215,7 +215,8 @@ campaign_summary as (
         count(*) filter (where is_converted) as n_converted
     from (
         -- campaign_id and customer_id are the key: a later delivery names the same customer
-        select customer_id, is_opened, is_clicked, is_converted
+        -- control-group rows (the campaign's holdout) were never sent
+        select customer_id, is_control_group, is_opened, is_clicked, is_converted
         from stg_campaign_sends
         where arrival_date <= $as_of_date
             and sent_date <= $as_of_date
@@ -224,6 +225,7 @@ campaign_summary as (
             partition by campaign_id, customer_id order by arrival_date desc
         ) = 1
     )
+    where not is_control_group
     group by customer_id
 ),
 

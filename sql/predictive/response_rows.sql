@@ -1,7 +1,8 @@
 -- response_rows: the campaign messages sent to the customers of customer_features on
 -- $cutoff_date (a sample: those whose seeded hash falls under $sample_per_million) within
 -- ($cutoff_date, $label_end_date], one row per send: the customer's model inputs as of the
--- cut-off (as in training_rows.sql), the send's channel (sends without one left out) and day,
+-- cut-off (as in training_rows.sql), the send's channel (sends without one, and the campaigns'
+-- control-group rows, which were never sent, left out) and day,
 -- and whether it converted (the campaign system's attributed conversion on the send, its
 -- latest version known on $as_of_date). Beside them, for the last-response-rate baseline, the
 -- customer's sends and conversions on that channel that happened and arrived by the cut-off.
@@ -21,9 +22,11 @@ later_sends as (
         and sent_date <= $label_end_date
         and arrival_date <= $as_of_date
         and channel is not null
-    qualify row_number() over (
-        partition by campaign_id, customer_id order by arrival_date desc
-    ) = 1
+    qualify
+        row_number() over (
+            partition by campaign_id, customer_id order by arrival_date desc
+        ) = 1
+        and not is_control_group
 ),
 
 earlier_sends as (
@@ -31,9 +34,11 @@ earlier_sends as (
     from stg_campaign_sends
     where sent_date <= $cutoff_date
         and arrival_date <= $cutoff_date
-    qualify row_number() over (
-        partition by campaign_id, customer_id order by arrival_date desc
-    ) = 1
+    qualify
+        row_number() over (
+            partition by campaign_id, customer_id order by arrival_date desc
+        ) = 1
+        and not is_control_group
 ),
 
 history as (

@@ -1,7 +1,10 @@
--- stg_campaign_sends: one row per campaign message sent to a customer, deduplicated within its
--- arrival day. Grain: (arrival_date, campaign_id, customer_id). Engagement flags are made
--- consistent with the funnel (a click implies an open, a conversion implies a click). Sends that
--- break a row rule (bad key, unknown customer, bad timestamp or channel) go to quarantine.
+-- stg_campaign_sends: one row per customer a campaign selected, deduplicated within its arrival
+-- day: a message sent, or a control-group row (is_control_group: the campaign's random holdout,
+-- selected but not sent; readers that mean messages sent leave these out). Grain:
+-- (arrival_date, campaign_id, customer_id). Engagement flags are made consistent with the
+-- funnel (a click implies an open, a conversion implies a click; a control row did none).
+-- Rows that break a row rule (bad key, unknown customer, bad timestamp or channel, unknown
+-- control flag) go to quarantine.
 with
 
 source as (
@@ -25,11 +28,14 @@ typed as (
         -- text
         nullif(lower(trim(channel)), '') as channel,
 
-        -- booleans
-        coalesce(opened, false) or coalesce(clicked, false) or coalesce(converted, false)
-            as is_opened,
-        coalesce(clicked, false) or coalesce(converted, false) as is_clicked,
-        coalesce(converted, false) as is_converted,
+        -- booleans: a holdout row was not sent, so it was never opened, clicked or converted
+        control_group as is_control_group,
+        not coalesce(control_group, false) and (
+            coalesce(opened, false) or coalesce(clicked, false) or coalesce(converted, false)
+        ) as is_opened,
+        not coalesce(control_group, false)
+        and (coalesce(clicked, false) or coalesce(converted, false)) as is_clicked,
+        not coalesce(control_group, false) and coalesce(converted, false) as is_converted,
 
         -- timestamps: UTC wall time by the one rule (sql/ingest/utc_timestamp.sql)
         utc_timestamp(sent_at) as sent_at,
@@ -40,7 +46,7 @@ typed as (
         source._record_number,
         hash(struct_pack(
             source.campaign_id, source.customer_id, source.sent_at, source.channel,
-            source.opened, source.clicked, source.converted
+            source.opened, source.clicked, source.converted, source.control_group
         )) as _content_hash
     from source
 ),
@@ -56,6 +62,7 @@ checked as (
             when cast(t.sent_at as date) > t.arrival_date then 'future_timestamp'
             when cast(t.sent_at as date) < t.arrival_date - $max_lateness_days then 'too_late'
             when t.channel not in ('email', 'sms', 'push') then 'unknown_channel'
+            when t.is_control_group is null then 'unknown_control_group'
         end as _rule
     from typed as t
     left join known_customers as k
@@ -76,6 +83,8 @@ explained as (
                     || ' days before arrival on ' || arrival_date
             when 'unknown_channel'
                 then 'channel is not email, sms or push: ' || channel
+            when 'unknown_control_group'
+                then 'control_group is empty: whether the message was sent is unknown'
         end as _reason
     from checked
 ),
@@ -112,6 +121,7 @@ select
     campaign_id,
     customer_id,
     channel,
+    is_control_group,
     is_opened,
     is_clicked,
     is_converted,

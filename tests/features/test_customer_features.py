@@ -94,12 +94,14 @@ create table stg_web_events as select * from (values
 ) t(resolved_customer_id, session_id, event_date, event_type, arrival_date, is_known_customer);
 
 create table stg_campaign_sends as select * from (values
-    ('k1', 'A', true, true, false, date '2026-02-01', date '2026-02-01', true),
-    ('k2', 'A', true, false, false, date '2026-02-15', date '2026-02-15', true),
-    ('k3', 'A', false, false, false, date '2026-03-01', date '2026-03-01', true),
-    ('k4', 'A', true, true, true, date '2026-03-01', date '2026-03-01', true)
-) t(campaign_id, customer_id, is_opened, is_clicked, is_converted, sent_date, arrival_date,
-    is_known_customer);
+    ('k1', 'A', false, true, true, false, date '2026-02-01', date '2026-02-01', true),
+    ('k2', 'A', false, true, false, false, date '2026-02-15', date '2026-02-15', true),
+    ('k3', 'A', false, false, false, false, date '2026-03-01', date '2026-03-01', true),
+    ('k4', 'A', false, true, true, true, date '2026-03-01', date '2026-03-01', true),
+    ('k5', 'A', true, false, false, false, date '2026-03-05', date '2026-03-05', true),
+    ('k5', 'B', true, false, false, false, date '2026-03-05', date '2026-03-05', true)
+) t(campaign_id, customer_id, is_control_group, is_opened, is_clicked, is_converted, sent_date,
+    arrival_date, is_known_customer);
 
 create table review_nlp as select * from (values
     ('r1', 'A', 5, 0.8, 'delivery', date '2026-02-05', date '2026-02-05', true),
@@ -151,6 +153,7 @@ def test_tiny_dataset_matches_hand_computed_values(tiny: dict[str, dict]) -> Non
     assert a["count_product_views_90d"] == 1 and a["count_add_to_cart_30d"] == 2
     assert a["count_searches_90d"] == 0
     assert a["cart_abandonment_rate_30d"] == pytest.approx(0.5)
+    # k5 held A out (control group): selected, never sent, not a campaign received
     assert a["count_campaigns_received"] == 4
     assert a["campaign_open_rate"] == pytest.approx(0.75)
     assert a["campaign_click_rate"] == pytest.approx(0.5)
@@ -168,6 +171,7 @@ def test_tiny_dataset_customer_without_activity(tiny: dict[str, dict]) -> None:
     assert b["share_channel_marketplace"] == 1.0 and b["avg_days_between_orders"] is None
     assert b["count_sessions_90d"] == 0 and b["cart_abandonment_rate_90d"] is None
     assert b["campaign_open_rate"] is None and b["count_reviews"] == 0
+    assert b["count_campaigns_received"] == 0  # only a control-group row
     assert (b["age_band"], b["gender"], b["country"]) == (None, "M", None)
     e = tiny["E"]  # 2026 - 2001 = 25
     assert (e["age_band"], e["gender"], e["country"]) == ("25-34", None, "GB")

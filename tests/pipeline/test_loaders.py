@@ -118,6 +118,7 @@ def _sends_frame(**overrides: pl.Series) -> pl.DataFrame:
             "opened": [True, False],
             "clicked": [False, False],
             "converted": [False, False],
+            "control_group": [False, True],
         }
     )
     return frame.with_columns(**overrides)

@@ -241,6 +241,7 @@ def test_response_rows_are_sends_after_the_cutoff_labelled_by_their_conversion(
         sends = query_frame(
             conn,
             "SELECT campaign_id, customer_id, channel, sent_date, is_converted, arrival_date, "
+            "is_control_group, "
             "sent_date <= ? AND arrival_date <= ? AS before "
             "FROM stg_campaign_sends WHERE channel IS NOT NULL "
             "ORDER BY campaign_id, customer_id, arrival_date",
@@ -254,6 +255,9 @@ def test_response_rows_are_sends_after_the_cutoff_labelled_by_their_conversion(
     assert (rows["as_of_date"] == cutoff).all()
     assert 0 < rows["_label"].sum() < rows.height / 20  # about one send in a hundred converts
     latest = sends.unique(["campaign_id", "customer_id"], keep="last", maintain_order=True)
+    # the campaigns' control groups are in the send log but were never sent: not rows
+    assert latest["is_control_group"].any()
+    latest = latest.filter(~pl.col("is_control_group"))
     in_window = latest.filter(
         pl.col("sent_date").is_between(cutoff + timedelta(days=1), window_end)
         & pl.col("customer_id").is_in(rows["customer_id"])
@@ -262,8 +266,10 @@ def test_response_rows_are_sends_after_the_cutoff_labelled_by_their_conversion(
     assert rows["_label"].sum() == in_window["is_converted"].sum()
     # the last-response-rate baseline counts only the sends of the cut-off and before
     one = rows.row(int(np.argmax(rows["_channel_sends_before"].to_numpy())), named=True)
-    history = sends.filter(pl.col("before")).unique(
-        ["campaign_id", "customer_id"], keep="last", maintain_order=True
+    history = (
+        sends.filter(pl.col("before"))
+        .unique(["campaign_id", "customer_id"], keep="last", maintain_order=True)
+        .filter(~pl.col("is_control_group"))
     )
     history = history.filter(
         (pl.col("customer_id") == one["customer_id"]) & (pl.col("channel") == one["channel"])

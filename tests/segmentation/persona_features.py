@@ -57,7 +57,8 @@ STAGING_SQL = {
             arrival_date, true as is_known_customer
         from {rows} where customer_id is not null""",
     "stg_campaign_sends": """
-        select campaign_id, customer_id, opened as is_opened, clicked as is_clicked,
+        select campaign_id, customer_id, control_group as is_control_group,
+            opened as is_opened, clicked as is_clicked,
             converted as is_converted, cast(sent_at as date) as sent_date, arrival_date,
             true as is_known_customer
         from {rows}""",
