@@ -64,9 +64,9 @@ COLUMNS: dict[str, str] = {
     "rank": "1 = the product most recommended to the customer that day, up to top_n.",
     "product_id": "Recommended product; never one the customer bought in the recent_days "
     "up to the day.",
-    "score": "model: the method's score (item_cosine: summed similarity to the customer's "
-    "products); segment_popularity: share of the segment's "
-    "customers who bought the product in the history window.",
+    "score": "The ranking key, decreasing with rank: the co-purchase score scaled to (0, 1] "
+    "for the customer plus popularity_weight times the product's popularity in the segment "
+    "scaled to [0, 1) (popularity alone for a product or customer without co-purchase signal).",
     "source": "model, or segment_popularity where the model had nothing (more) to say.",
     "segment_id": "The customer's segment that day (customer_segments).",
 }
@@ -260,7 +260,8 @@ class _Scorer:
 @dataclass(frozen=True)
 class Ranked:
     """Top lists: row ``i`` of ``products`` (column indexes, -1 where none) ranks the products
-    of target ``i``; ``scores`` and ``from_model`` per cell."""
+    of target ``i``; per cell the ranking key (``scores``, decreasing along a row) and whether
+    the model scored the product (``from_model``)."""
 
     products: np.ndarray
     scores: np.ndarray
@@ -315,20 +316,17 @@ def rank(
     for segment in segment_keys:
         members = np.flatnonzero(segments == segment)
         in_segment = np.flatnonzero(segment_of_row == segment)
-        size = max(in_segment.size, 1)
         if ranker == "global_popularity":
-            fill_key, fill_score = everyone + tie, everyone / max(purchases.customers.size, 1)
+            fill_key = everyone + tie
         else:
-            counts = _popularity(purchases, in_segment)
-            fill_key, fill_score = counts + tie, counts / size
-        # fallback keys in [0, 1): below every model key
+            fill_key = _popularity(purchases, in_segment) + tie
+        # popularity keys in [0, 1)
         fill_key = fill_key / (fill_key.max() + 1.0)
         for start in range(0, members.size, BATCH_CUSTOMERS):
             batch = members[start : start + BATCH_CUSTOMERS]
             rows = row_of_target[batch]
             known = rows >= 0
             key = np.broadcast_to(fill_key, (batch.size, n_products)).copy()
-            score = np.broadcast_to(fill_score, (batch.size, n_products)).copy()
             model = np.zeros((batch.size, n_products), dtype=bool)
             if known.any():
                 if scorer is not None:
@@ -342,7 +340,6 @@ def rank(
                         if blend > 0
                         else np.where(says, 2.0 + scaled, key[known])
                     )
-                    score[known] = np.where(says, block, score[known])
                     model[known] = says
                 recent = purchases.recent[rows[known]].toarray()
                 key[known] = np.where(recent, -np.inf, key[known])
@@ -350,7 +347,7 @@ def rank(
             chosen_key = np.take_along_axis(key, order, axis=1)
             valid = np.isfinite(chosen_key)
             out_products[batch] = np.where(valid, order, -1)
-            out_scores[batch] = np.where(valid, np.take_along_axis(score, order, axis=1), 0.0)
+            out_scores[batch] = np.where(valid, chosen_key, 0.0)
             out_model[batch] = valid & np.take_along_axis(model, order, axis=1)
     return Ranked(out_products, out_scores, out_model)
 
