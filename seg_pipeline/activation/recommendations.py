@@ -35,9 +35,10 @@ from typing import Any
 import duckdb
 import numpy as np
 import polars as pl
-from dagster import Config
+from dagster import Config, MetadataValue
 from pydantic import Field, field_validator, model_validator
 
+from seg_pipeline.metadata import markdown_table
 from seg_pipeline.resources import query_frame, read_sql
 from seg_pipeline.tables import DailyTable
 
@@ -398,6 +399,28 @@ def _rows(day: date, targets: pl.DataFrame, purchases: Purchases, ranked: Ranked
     )
 
 
+def summarize_recommendations(
+    conn: duckdb.DuckDBPyConnection,
+    start: date,
+    end: date,
+    last: pl.DataFrame | None,
+    settings: RecommendationConfig | None,
+) -> dict[str, Any]:
+    """Run metadata from the last day's rows (no customer ids): customers, the share of rows
+    the model filled, distinct products recommended, and the most recommended products."""
+    if last is None or last.height == 0:
+        return {}
+    top = last.group_by("product_id").len().sort(["len", "product_id"], descending=[True, False])
+    return {
+        "customers": last["customer_id"].n_unique(),
+        "model_share": round(float((last["source"] == "model").mean()), 4),
+        "distinct_products": last["product_id"].n_unique(),
+        "most_recommended": MetadataValue.md(
+            markdown_table(["product_id", "customers"], list(top.head(10).iter_rows()))
+        ),
+    }
+
+
 # -- evaluation ---------------------------------------------------------------------------
 
 
@@ -497,5 +520,6 @@ RECOMMENDATIONS_TABLE = DailyTable(
     ),
     compute=recommendations_rows,
     config=RecommendationConfig,
+    summarize=summarize_recommendations,
     columns=COLUMNS,
 )

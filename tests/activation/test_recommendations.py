@@ -20,6 +20,7 @@ from seg_pipeline.activation.recommendations import (
     evaluate_recommendations,
     ranking_metrics,
     recommendations_rows,
+    summarize_recommendations,
 )
 from seg_pipeline.definitions import build_definitions
 from seg_pipeline.resources import query_frame, transaction
@@ -200,3 +201,11 @@ def test_a_customer_without_orders_gets_segment_popularity(
 def test_history_must_cover_the_exclusion_window() -> None:
     with pytest.raises(ValueError, match="history_days"):
         RecommendationConfig(history_days=7, recent_days=30)
+
+
+def test_the_run_metadata_names_no_customer(rows: pl.DataFrame) -> None:
+    meta = summarize_recommendations(None, DAY, DAY, rows, SETTINGS)  # type: ignore[arg-type]
+    assert meta["customers"] == rows["customer_id"].n_unique()
+    assert 0 < meta["model_share"] < 1
+    text = str(meta)
+    assert not any(c in text for c in rows["customer_id"].unique().to_list())
