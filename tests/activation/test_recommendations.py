@@ -18,6 +18,8 @@ from seg_pipeline.activation.recommendations import (
     RECOMMENDATIONS_TABLE,
     RecommendationConfig,
     evaluate_recommendations,
+    purchase_matrix,
+    rank,
     ranking_metrics,
     recommendations_rows,
     summarize_recommendations,
@@ -209,3 +211,24 @@ def test_the_run_metadata_names_no_customer(rows: pl.DataFrame) -> None:
     assert 0 < meta["model_share"] < 1
     text = str(meta)
     assert not any(c in text for c in rows["customer_id"].unique().to_list())
+
+
+def test_a_small_catalogue_gives_fewer_rows_never_a_recent_one() -> None:
+    day = date(2026, 3, 1)
+    frame = pl.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "c"],
+            "product_id": ["P1", "P2", "P2", "P3"],
+            "orders": [1, 2, 1, 1],
+            "units": [1, 2, 1, 1],
+            "last_order_date": [day, day - timedelta(days=90), day, day - timedelta(days=1)],
+        }
+    )
+    purchases = purchase_matrix(frame, day - timedelta(days=29))
+    targets = pl.DataFrame({"customer_id": ["a", "b", "new"], "segment_id": [1, 1, 1]})
+    ranked = rank(purchases, targets, SETTINGS, "model", 10)
+    lists = [[purchases.products[p] for p in row if p >= 0] for row in ranked.products]
+    # three products seen; each customer loses what they bought in the last 30 days
+    assert lists[0] == ["P2", "P3"]  # P2 bought 90 days ago may come back, P1 may not
+    assert sorted(lists[1]) == ["P1", "P3"]
+    assert len(lists[2]) == 3 and not ranked.from_model[2].any()
