@@ -13,7 +13,7 @@ DEMO_DAYS ?= 30
 DEMO_END ?=
 UI_PORT ?= 3000
 
-.PHONY: setup demo test lint format ui bench bench-features bench-segmentation bench-day bench-predictive clean
+.PHONY: setup demo simulate test lint format ui bench bench-features bench-segmentation bench-day bench-predictive clean
 
 # The environment is installed from the lock file (exact versions) with uv; the stamp file
 # re-runs the install when the lock file or pyproject changes. The lock file holds the extras
@@ -43,6 +43,17 @@ $(KEY_FILE):
 demo: setup $(KEY_FILE)
 	SEG_PSEUDONYMISATION_KEY=$$(cat $(KEY_FILE)) $(BIN)/python -m seg_pipeline.demo \
 		--days $(DEMO_DAYS) --customers $(DEMO_CUSTOMERS) $(if $(DEMO_END),--end $(DEMO_END))
+
+# The closed loop (docs/activation.md): history as one backfill, then SIM_DAYS days one by one
+# (generate the day from the pipeline's exports of the day before, run, export). Its own data
+# folder, so the demo's stays: SEG_DATA_DIR=data/simulation make ui shows it.
+SIM_CUSTOMERS ?= 3000
+SIM_HISTORY_DAYS ?= 56
+SIM_DAYS ?= 28
+simulate: setup $(KEY_FILE)
+	SEG_DATA_DIR=$(SEG_DATA_DIR)/simulation SEG_PSEUDONYMISATION_KEY=$$(cat $(KEY_FILE)) \
+		$(BIN)/python -m seg_pipeline.simulate --customers $(SIM_CUSTOMERS) \
+		--history-days $(SIM_HISTORY_DAYS) --days $(SIM_DAYS) --fresh
 
 test: setup lint
 	$(BIN)/pytest -q -n auto --dist worksteal

@@ -1,5 +1,5 @@
-"""The activation stage's daily tables: the playbook's audiences, their export files and the
-lift each campaign caused.
+"""The activation stage's daily tables: product recommendations, the playbook's audiences,
+their export files and the lift each campaign caused.
 
 Each table is a :class:`~seg_pipeline.tables.DailyTable` spec (a plain function of the
 stage's modules) turned into an asset by the one factory; the asset check reports playbook
@@ -24,6 +24,7 @@ from dagster import (
 
 from seg_pipeline.activation import audiences, exports, lift
 from seg_pipeline.activation.playbook import PlaybookFile
+from seg_pipeline.activation.recommendations import RECOMMENDATIONS_TABLE
 from seg_pipeline.metadata import PlotFolder, markdown_table
 from seg_pipeline.partitions import window_dates
 from seg_pipeline.resources import Warehouse, query_frame, read_sql
@@ -68,10 +69,11 @@ CAMPAIGN_EXPORTS_TABLE = DailyTable(
     name="campaign_exports",
     group=GROUP,
     kinds=("csv", "parquet"),
-    deps=("audiences", "customer_pii"),
+    deps=("audiences", "customer_pii", "recommendations"),
     description=(
         "Per day, the files written for delivery tools: <export_dir>/<day>/<campaign>.csv and "
-        ".parquet (treated customers only, pseudonymous customer_key, CSV formula cells "
+        ".parquet (treated customers only, pseudonymous customer_key, the top three "
+        "recommended products, CSV formula cells "
         "neutralised) with manifest.json (row counts, SHA-256, playbook and model versions); "
         "with SEG_DELIVERY_DIR set, also <delivery_dir>/<day>/<campaign>.csv with customer id "
         "and the channel's contact field for consented customers. A day's folder is replaced "
@@ -112,6 +114,7 @@ CAMPAIGN_LIFT_TABLE = DailyTable(
 )
 
 ACTIVATION_TABLES: tuple[DailyTable, ...] = (
+    RECOMMENDATIONS_TABLE,
     AUDIENCES_TABLE,
     CAMPAIGN_EXPORTS_TABLE,
     CAMPAIGN_LIFT_TABLE,

@@ -15,7 +15,7 @@ from seg_pipeline.settings import Settings
 from tests.conftest import MONTH_END, built_once, run_range
 
 ACTIVATION_START = MONTH_END - timedelta(days=13)
-ACTIVATION_ASSETS = ["audiences", "campaign_exports", "campaign_lift"]
+ACTIVATION_ASSETS = ["recommendations", "audiences", "campaign_exports", "campaign_lift"]
 PLAYBOOK = """\
 seed: 11
 campaigns:

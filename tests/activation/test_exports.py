@@ -85,6 +85,16 @@ def test_no_holdout_customer_and_no_contact_field_leaves_for_delivery(
     assert not pairs(delivery, "customer_id") & pairs(held, "customer_id")
     treated = keys.filter(~pl.col("is_holdout"))
     assert pairs(audience, "customer_key") == pairs(treated, "customer_key")
+    # each exported customer carries their top three recommendations of the day
+    with warehouse_for(activated).connection() as conn:
+        top = conn.sql(
+            "select pseudonymize(customer_id) as customer_key, as_of_date + 1 as send_date, "
+            "string_agg(product_id, '|' order by rank) as expected from recommendations "
+            "where rank <= 3 group by all"
+        ).pl()
+    joined = audience.join(top, on=["customer_key", "send_date"], how="left")
+    assert joined.filter(pl.col("expected").is_not_null()).height > 0.9 * joined.height
+    assert (joined["recommended_products"] == joined["expected"]).fill_null(True).all()
     text = "\n".join(p.read_text() for p in activated.export_dir.glob("*/*.csv"))
     assert not EMAIL.search(text)
     # the delivery export carries the field the channel needs, and only that one

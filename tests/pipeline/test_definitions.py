@@ -35,6 +35,7 @@ EXPECTED_ASSETS = {
     "segment_profiles",
     "predictive_models",
     "customer_scores",
+    "recommendations",
     "audiences",
     "campaign_exports",
     "campaign_lift",
