@@ -65,7 +65,7 @@ def _p(*xs: float) -> tuple[float, ...]:
 # topics: delivery, quality, price, service, size_fit, packaging
 DEFAULT_PERSONAS: tuple[PersonaSpec, ...] = (
     PersonaSpec(
-        "loyal_high_value", 0.15, 0.03, (365, 2500), 0.2, 14.0, 1.0, 60.0, 150.0, 16.0, 2.6,
+        "loyal_high_value", 0.15, 0.03, (365, 2500), 0.23, 14.0, 1.0, 60.0, 150.0, 16.0, 2.6,
         _p(1.2, 1.3, 1.6, 1.4, 1.0, 0.7, 1.8, 1.0), 8.0, _p(0.3, 0.5, 0.15, 0.05), 10.0,
         0.05, 0.02, 0.05, 0.5, 6.0, 0.14, 0.6, 0.45, 0.04, 0.25, 4.3, 0.95,
         _p(1.0, 2.5, 0.8, 1.0, 1.0, 1.0), 44.0,

@@ -161,7 +161,7 @@ def test_a_worse_challenger_stays_challenger(
     strong = challengers["churn"]
     weak_settings = HISTORY_SETTINGS.model_copy(
         update={
-            "max_rows_per_cutoff": 120,
+            "max_rows_per_cutoff": 200,
             "candidates": ["logistic_regression"],
             "training_cutoffs": 1,
         }
