@@ -88,9 +88,9 @@ def lift_against_planted(settings: Settings, day: date) -> list[dict[str, object
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--customers", type=int, default=3000)
-    parser.add_argument("--history-days", type=int, default=56)
-    parser.add_argument("--days", type=int, default=28, help="days simulated one by one")
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--history-days", type=int, default=42)
+    parser.add_argument("--days", type=int, default=21, help="days simulated one by one")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--messiness", type=float, default=0.02)
     parser.add_argument("--start", type=date.fromisoformat, default=date(2026, 1, 1))

@@ -33,8 +33,9 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_the_repository_playbook_is_valid() -> None:
-    book = load_playbook(REPO_ROOT / "playbook.yaml")
+@pytest.mark.parametrize("name", ["playbook.yaml", "playbooks/simulation.yaml"])
+def test_the_repository_playbooks_are_valid(name: str) -> None:
+    book = load_playbook(REPO_ROOT / name)
     assert book.campaigns and {c.channel for c in book.campaigns} <= set(CHANNELS)
     assert len(book.version) == 12
 
