@@ -149,8 +149,9 @@ def summarize_exports(last: pl.DataFrame | None) -> dict[str, Any]:
     shown = last.select("kind", "campaign_id", "file", "row_count", "sha256")
     return {
         "files": MetadataValue.md(markdown_table(list(shown.columns), shown.rows(), 80)),
-        "exported_customers": int(last.filter(pl.col("kind") == "audience")["row_count"].sum())
-        // 2,
+        "exported_customers": int(
+            last.filter(pl.col("file").str.ends_with(".parquet"))["row_count"].sum()
+        ),
     }
 
 

@@ -22,8 +22,9 @@ import os
 import shutil
 from collections.abc import Callable, Mapping
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import polars as pl
@@ -34,6 +35,7 @@ from seg_pipeline.activation.audiences import campaign_instance_id
 from seg_pipeline.activation.playbook import Playbook, PlaybookFile
 from seg_pipeline.resources import query_frame, read_sql
 
+T = TypeVar("T")
 FORMULA_START = r"^[=+\-@\t\r]"
 # A cell that is a plain number (a phone in international form, a negative amount) cannot run
 # anything; prefixing it would corrupt the value the delivery tool reads.
@@ -81,16 +83,17 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def replace_folder(target: Path, write: Callable[[Path], None]) -> None:
+def replace_folder(target: Path, write: Callable[[Path], T]) -> T:
     """Fill a new folder with ``write`` and put it in ``target``'s place: a failure leaves
-    ``target`` as it was (and no partial folder), a success replaces it whole."""
+    ``target`` as it was (and no partial folder), a success replaces it whole. Returns what
+    ``write`` returned."""
     target.parent.mkdir(parents=True, exist_ok=True)
     for leftover in target.parent.glob(f".{target.name}.*"):
         shutil.rmtree(leftover, ignore_errors=True)
     staging = target.parent / f".{target.name}.partial-{os.getpid()}"
     staging.mkdir()
     try:
-        write(staging)
+        result = write(staging)
         for entry in staging.iterdir():
             with entry.open("rb") as handle:
                 os.fsync(handle.fileno())
@@ -102,6 +105,7 @@ def replace_folder(target: Path, write: Callable[[Path], None]) -> None:
         target.rename(old)
     staging.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+    return result
 
 
 def _write_day(
@@ -161,30 +165,25 @@ def export_day(
         "playbook": Path(playbook.path).name,
         "model_versions": versions.row(0, named=True) if versions.height else {},
     }
-    rows = []
-    audience = query_frame(conn, read_sql("activation/export_rows"), {"as_of_date": day})
-    frames = {i: audience.filter(pl.col("campaign_id") == i) for i in ids}
-    target = Path(folders.export_dir) / day.isoformat()
-    written: list[dict[str, Any]] = []
-    replace_folder(
-        target,
-        lambda f: written.extend(
-            _write_day(f, day, frames, ("csv", "parquet"), {**manifest, "kind": "audience"})
-        ),
-    )
-    rows += [{**w, "kind": "audience", "file": str(target / w["file"])} for w in written]
+    exports = [("audience", folders.export_dir, "activation/export_rows", ("csv", "parquet"))]
     if folders.delivery_dir:
-        delivery = query_frame(conn, read_sql("activation/delivery_rows"), {"as_of_date": day})
-        frames = {i: delivery.filter(pl.col("campaign_id") == i) for i in ids}
-        target = Path(folders.delivery_dir) / day.isoformat()
-        written = []
-        replace_folder(
+        exports.append(("delivery", folders.delivery_dir, "activation/delivery_rows", ("csv",)))
+    rows = []
+    for kind, root, sql, formats in exports:
+        found = query_frame(conn, read_sql(sql), {"as_of_date": day})
+        frames = {i: found.filter(pl.col("campaign_id") == i) for i in ids}
+        target = Path(root) / day.isoformat()
+        written = replace_folder(
             target,
-            lambda f: written.extend(
-                _write_day(f, day, frames, ("csv",), {**manifest, "kind": "delivery"})
+            partial(
+                _write_day,
+                day=day,
+                frames=frames,
+                formats=formats,
+                manifest={**manifest, "kind": kind},
             ),
         )
-        rows += [{**w, "kind": "delivery", "file": str(target / w["file"])} for w in written]
+        rows += [{**w, "kind": kind, "file": str(target / w["file"])} for w in written]
     return pl.DataFrame(
         [{**r, "as_of_date": day, "playbook_version": playbook.version} for r in rows],
         schema=EXPORT_SCHEMA,
