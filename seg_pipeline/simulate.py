@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
+from seg_pipeline.activation.playbook import PlaybookFile
 from seg_pipeline.demo import demo_horizons
 from seg_pipeline.generator import GeneratorConfig, generate
 from seg_pipeline.ops.runs import run_daily_range
@@ -46,13 +47,25 @@ def generator_config(
     )
 
 
-def history_assets(defs: object) -> list[str]:
-    """Every asset of the daily job but the activation stage's."""
-    from seg_pipeline.activation.assets import ACTIVATION_TABLES
+# The activation tables left out of the history: nobody was sent anything by this pipeline
+# then (the uplift model does learn from the history's send log).
+CAMPAIGN_TABLES = ("recommendations", "audiences", "campaign_exports", "campaign_lift")
 
-    activation = {t.name for t in ACTIVATION_TABLES}
+
+def history_assets(defs: object) -> list[str]:
+    """Every asset of the daily job but the playbook's campaigns and their exports."""
     keys = defs.resolve_all_asset_keys()  # type: ignore[attr-defined]
-    return sorted(k.to_user_string() for k in keys if k.to_user_string() not in activation)
+    return sorted(k.to_user_string() for k in keys if k.to_user_string() not in CAMPAIGN_TABLES)
+
+
+def last_scored_day(settings: Settings) -> date:
+    """The latest day of customer_scores in the warehouse (where ``--continue`` resumes)."""
+    warehouse = Warehouse(database=str(settings.warehouse_path))
+    with warehouse.connection() as conn:
+        frame = query_frame(conn, read_sql("activation/last_scored_day"), {})
+    if frame.is_empty() or frame["as_of_date"][0] is None:
+        raise SystemExit(f"--continue: {settings.warehouse_path} holds no customer_scores")
+    return frame["as_of_date"][0]
 
 
 def lift_against_planted(settings: Settings, day: date) -> list[dict[str, object]]:
@@ -86,6 +99,36 @@ def lift_against_planted(settings: Settings, day: date) -> list[dict[str, object
     return rows
 
 
+def load_history(
+    defs: object,
+    instance: DagsterInstance,
+    settings: Settings,
+    args: argparse.Namespace,
+    history_end: date,
+    horizons: dict,
+) -> bool:
+    """Generate the history and load it as one backfill; False if the backfill failed."""
+    began = time.perf_counter()
+    print(f"Generating history {args.start}..{history_end} for {args.customers} customers ...")
+    generate(generator_config(settings, args, history_end, None))
+    print("Loading it as one backfill (no campaigns of this pipeline yet) ...")
+    result = run_daily_range(
+        defs,
+        args.start,
+        history_end,
+        instance=instance,
+        assets=history_assets(defs),
+        op_config=horizons,
+        raise_on_error=False,
+        log_level="WARNING",
+    )
+    if not result.success:
+        print("  history backfill FAILED")
+        return False
+    print(f"  done in {time.perf_counter() - began:.0f} s")
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=2000)
@@ -94,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--messiness", type=float, default=0.02)
     parser.add_argument("--start", type=date.fromisoformat, default=date(2026, 1, 1))
+    parser.add_argument(
+        "--continue",
+        dest="resume",
+        action="store_true",
+        help="no history: simulate --days more days after the warehouse's last scored day "
+        "(give the --customers, --seed, --start and --history-days of the run that made it)",
+    )
     parser.add_argument(
         "--fresh",
         action="store_true",
@@ -123,25 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     defs = build_definitions(settings)
     instance = DagsterInstance.get()
     history_end = args.start + timedelta(days=args.history_days - 1)
-    horizons = {"predictive_models": demo_horizons(args.history_days)}
-    began = time.perf_counter()
-    print(f"Generating history {args.start}..{history_end} for {args.customers} customers ...")
-    generate(generator_config(settings, args, history_end, None))
-    print("Loading it as one backfill (no campaigns of this pipeline yet) ...")
-    result = run_daily_range(
-        defs,
-        args.start,
-        history_end,
-        instance=instance,
-        assets=history_assets(defs),
-        op_config=horizons,
-        raise_on_error=False,
-        log_level="WARNING",
-    )
-    if not result.success:
-        print("  history backfill FAILED")
+    playbook = PlaybookFile(path=str(settings.playbook_path)).load()
+    horizons = {
+        "predictive_models": demo_horizons(args.history_days),
+        # the uplift model learns the outcome the playbook's lift measures
+        "uplift_models": {"window_days": min(c.window_days for c in playbook.campaigns)},
+    }
+    if args.resume:
+        history_end = last_scored_day(settings)
+        print(f"Continuing after {history_end} ...")
+    elif not load_history(defs, instance, settings, args, history_end, horizons):
         return 1
-    print(f"  done in {time.perf_counter() - began:.0f} s")
     day = history_end
     for _ in range(args.days):
         day += timedelta(days=1)
@@ -172,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  {row['playbook_campaign']:<22} {row['sends']:>3} sends {row['n_treated']:>6,} vs"
             f" {row['n_holdout']:>5,}: measured {measured}, planted {row['planted_points']:+.2f}"
-            f" {'covered' if row['covered'] else 'NOT covered'} ({row['conclusion']})"
+            f" {'covered' if row['covered'] else 'NOT covered'} ({row['conclusion']}); planted"
+            f" extra conversions per 1,000 sends {10 * row['planted_points']:.1f}"
         )
     print(f"\nWarehouse: {settings.warehouse_path}\nExports:   {settings.delivery_dir}")
     return 0 if covered_all else 2

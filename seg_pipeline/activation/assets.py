@@ -22,7 +22,7 @@ from dagster import (
     asset_check,
 )
 
-from seg_pipeline.activation import audiences, exports, lift
+from seg_pipeline.activation import audiences, exports, lift, uplift, uplift_daily
 from seg_pipeline.activation.playbook import PlaybookFile
 from seg_pipeline.activation.recommendations import RECOMMENDATIONS_TABLE
 from seg_pipeline.metadata import PlotFolder, markdown_table
@@ -32,10 +32,74 @@ from seg_pipeline.tables import DailyTable, daily_table_asset
 
 GROUP = "activation"
 
+UPLIFT_MODELS_TABLE = DailyTable(
+    name="uplift_models",
+    group=GROUP,
+    kinds=("scikitlearn",),
+    deps=(
+        "customer_features",
+        "customer_clv",
+        "customer_scores",
+        "stg_campaign_sends",
+        "stg_orders",
+    ),
+    description=(
+        "Per day, the uplift model in force: whom a campaign send moves to an order not "
+        "cancelled within window_days. On refit days (default every Monday) a challenger is "
+        "trained point-in-time on the send log's random control groups (the sent and the "
+        "held-back customers of each campaign, model inputs of weekly cut-offs before the "
+        "sends): two gradient-boosting models (sent, control) and a class-transformation "
+        "regressor, the best Qini coefficient on a later validation cut-off's sends kept, "
+        "compared there with response propensity, purchase propensity and random "
+        "rankings, and promoted only if its Qini beats the champion's. Every challenger is a "
+        "version in the model store. Source: sql/activation/uplift_rows.sql."
+    ),
+    compute=uplift_daily.uplift_models_of_day,
+    config=uplift.UpliftConfig,
+    resources=("models",),
+    summarize=lambda conn, start, end, last, settings, models: uplift_daily.summarize_uplift_models(
+        conn, last, models
+    ),
+    columns={
+        "as_of_date": "Day.",
+        "champion_version": "Model-store version of the uplift model in force (null: none yet).",
+        "challenger_version": "The refit day's challenger.",
+        "promoted": "The challenger became the champion.",
+        "decision": "Why (Qini coefficients compared), or why no challenger.",
+        "validation_cutoff": "The cut-off whose later sends the challenger was judged on.",
+        "challenger_qini": "The challenger's Qini coefficient there (conversions per send).",
+        "champion_qini": "The champion's on the same sends.",
+    },
+)
+
+UPLIFT_SCORES_TABLE = DailyTable(
+    name="uplift_scores",
+    group=GROUP,
+    kinds=("scikitlearn",),
+    deps=("uplift_models", "customer_features", "customer_clv"),
+    description=(
+        "Every customer each day: the uplift of a send on each channel (the change it makes "
+        "to the probability of an order not cancelled within the uplift window) by the model "
+        "in force in uplift_models; no rows before a first model. The playbook's "
+        "rank_by: uplift (or a condition on uplift) reads the campaign's channel. Source: "
+        "sql/predictive/scoring_rows.sql."
+    ),
+    compute=uplift_daily.uplift_scores_of_day,
+    resources=("models",),
+    columns={
+        "as_of_date": "Day.",
+        "customer_id": "Customer id.",
+        "uplift_email": "Uplift of an e-mail send (probability points as a fraction).",
+        "uplift_sms": "Uplift of an SMS send.",
+        "uplift_push": "Uplift of a push send.",
+        "uplift_model_version": "The uplift model used.",
+    },
+)
+
 AUDIENCES_TABLE = DailyTable(
     name="audiences",
     group=GROUP,
-    deps=("customer_scores", "customer_features", "stg_campaign_sends"),
+    deps=("customer_scores", "uplift_scores", "customer_features", "stg_campaign_sends"),
     description=(
         "Per day and playbook campaign, the customers it selects to be sent the next day "
         "(send_date): marketing consent, not suppressed (marketing_suppressions), in its "
@@ -115,6 +179,8 @@ CAMPAIGN_LIFT_TABLE = DailyTable(
 
 ACTIVATION_TABLES: tuple[DailyTable, ...] = (
     RECOMMENDATIONS_TABLE,
+    UPLIFT_MODELS_TABLE,
+    UPLIFT_SCORES_TABLE,
     AUDIENCES_TABLE,
     CAMPAIGN_EXPORTS_TABLE,
     CAMPAIGN_LIFT_TABLE,

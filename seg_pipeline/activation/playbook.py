@@ -17,7 +17,9 @@ A playbook is a YAML file kept in the repository (path in config, ``SEG_PLAYBOOK
         max_audience: 5000
 
 Conditions compare a numeric field of ``customer_scores`` (or ``response``, the response
-probability on the campaign's channel) with a number. Everything is validated when the
+probability on the campaign's channel, or ``uplift``, what a send on it adds to the probability
+of an order: ``uplift_scores``) with a number; ``rank_by: uplift`` targets the customers a send
+moves most instead of those most likely to buy anyway. Everything is validated when the
 definitions load: a mistake is a :class:`PlaybookError` naming the file and line.
 """
 
@@ -34,8 +36,9 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 CHANNELS = ("email", "sms", "push")
-# Numeric columns of customer_scores a condition or rank_by may name; ``response`` is the
-# response probability on the campaign's own channel.
+# Numeric columns of customer_scores and uplift_scores a condition or rank_by may name;
+# ``response`` is the response probability on the campaign's own channel, ``uplift`` the
+# uplift of a send on it.
 SCORE_FIELDS = (
     "churn_risk",
     "churn_risk_decile",
@@ -45,6 +48,10 @@ SCORE_FIELDS = (
     "response_sms",
     "response_push",
     "response",
+    "uplift_email",
+    "uplift_sms",
+    "uplift_push",
+    "uplift",
     "expected_clv",
     "prob_alive",
 )
@@ -107,8 +114,8 @@ class Campaign:
     max_audience: int | None = None
 
     def score_column(self, field: str) -> str:
-        """The customer_scores column ``field`` names for this campaign."""
-        return f"response_{self.channel}" if field == "response" else field
+        """The audience_candidates column ``field`` names for this campaign."""
+        return f"{field}_{self.channel}" if field in ("response", "uplift") else field
 
 
 @dataclass(frozen=True)

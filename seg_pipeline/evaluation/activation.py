@@ -30,7 +30,7 @@ The figures are averages over the campaign's sends (one per customer and day).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +115,68 @@ def planted_lift(truth_dir: Path, campaign_id: str, window_days: int) -> dict[st
         "non_cancelled_orders_per_customer": float(kept.mean()),
         "p_any_non_cancelled_order": float((kept * (alive + dead)).mean()),
     }
+
+
+def planted_uplift_capture(
+    truth_dir: Path,
+    send_date: date,
+    channel: str,
+    rankings: pl.DataFrame,
+    top_share: float = 0.3,
+) -> dict[str, dict[str, float]]:
+    """How much of the planted uplift each ranking puts in its top ``top_share``.
+
+    ``rankings``: ``customer_id`` and one score column per ranking (higher first; nulls
+    last), the customers a campaign on ``channel`` sent on ``send_date`` could reach. The
+    planted uplift of a send is the truth's channel uplift while the customer is alive on the
+    send day (not yet dropped out: drop-outs happen after a day's orders), the expected extra
+    orders it causes. An ``oracle`` ranking by it and a ``random`` expectation are added.
+
+    Returns
+    -------
+    dict
+        Per ranking: ``captured`` (share of the customers' total planted uplift in its top
+        ``top_share``; random: ``top_share``), ``extra_orders_per_1000_sends`` (mean planted
+        uplift of its top share, x 1,000) and ``customers``.
+
+    Raises
+    ------
+    ValueError
+        An unknown channel, or no customer of ``rankings`` in the truth.
+    """
+    column = {"email": "campaign_uplift", "sms": "campaign_uplift_sms"}.get(
+        channel, f"campaign_uplift_{channel}"
+    )
+    if channel not in ("email", "sms", "push"):
+        raise ValueError(f"unknown channel {channel!r}")
+    truth = pl.read_parquet(
+        Path(truth_dir) / "customers.parquet", columns=["customer_id", column, "dropout_date"]
+    )
+    alive = pl.col("dropout_date").is_null() | (pl.col("dropout_date") >= send_date)
+    joined = rankings.join(
+        truth.select("customer_id", pl.when(alive).then(pl.col(column)).otherwise(0.0)),
+        on="customer_id",
+        how="inner",
+    )
+    if joined.is_empty():
+        raise ValueError("no customer of the rankings is in the truth")
+    planted = joined[column].to_numpy()
+    total = planted.sum()
+    top = max(1, int(np.ceil(top_share * joined.height)))
+    scores = {name: joined[name].fill_null(-np.inf).to_numpy() for name in rankings.columns}
+    scores.pop("customer_id")
+    scores["oracle"] = planted
+    out: dict[str, dict[str, float]] = {}
+    for name, score in scores.items():
+        picked = planted[np.argsort(-score, kind="stable")[:top]]
+        out[name] = {
+            "captured": round(float(picked.sum() / total), 4) if total > 0 else float("nan"),
+            "extra_orders_per_1000_sends": round(1000 * float(picked.mean()), 2),
+            "customers": joined.height,
+        }
+    out["random"] = {
+        "captured": top_share,
+        "extra_orders_per_1000_sends": round(1000 * float(planted.mean()), 2),
+        "customers": joined.height,
+    }
+    return out

@@ -13,9 +13,10 @@ from dagster import (
     asset_check,
 )
 
+from seg_pipeline.metadata import markdown_table
 from seg_pipeline.models.store import ModelStore
 from seg_pipeline.partitions import window_dates
-from seg_pipeline.resources import Warehouse, query_frame, read_sql
+from seg_pipeline.resources import Warehouse, query_frame, read_sql, table_exists
 
 DEFAULT_ALGORITHM = "kmeans"
 # Recovery the evaluation check expects on generated data: the default algorithm, the others.
@@ -123,4 +124,78 @@ def build_truth_checks(
             metadata.update({f"{target}_{k}": v for k, v in values.items()})
         return AssetCheckResult(passed=passed, severity=AssetCheckSeverity.WARN, metadata=metadata)
 
-    return [segments_recover_planted_personas, models_against_planted_truth]
+    @asset_check(
+        asset="uplift_scores",
+        name="uplift_against_planted_truth",
+        description=(
+            "On generated data only: per channel, the share of the planted uplift (the "
+            "truth's extra-order probability of a send, while alive) that the top 30% of "
+            "customers by the uplift model hold, beside the top 30% by response propensity, "
+            "purchase propensity, at random (30%) and by the planted uplift itself (the "
+            "most there is); and the planted extra orders per 1,000 sends to each top 30%. "
+            "Warns where response propensity captures more than the uplift model."
+        ),
+        partitions_def=partitions_def,
+        blocking=False,
+    )
+    def uplift_against_planted_truth(
+        context: AssetCheckExecutionContext, warehouse: Warehouse
+    ) -> AssetCheckResult:
+        from datetime import timedelta
+
+        from seg_pipeline.evaluation.activation import planted_uplift_capture
+        from seg_pipeline.predictive.config import CHANNELS
+
+        if not (truth_dir / "customers.parquet").exists():
+            return AssetCheckResult(
+                passed=True, metadata={"note": f"no truth file in {truth_dir}: nothing to judge"}
+            )
+        _, end = window_dates(context)
+        with warehouse.connection() as conn:
+            if not table_exists(conn, "customer_scores"):
+                return AssetCheckResult(
+                    passed=True, metadata={"note": "no customer_scores to compare with"}
+                )
+            scored = query_frame(conn, read_sql("evaluation/uplift_rankings"), {"as_of_date": end})
+        if scored.is_empty():
+            return AssetCheckResult(passed=True, metadata={"note": f"no uplift model on {end}"})
+        rows, passed = [], True
+        for channel in CHANNELS:
+            figures = planted_uplift_capture(
+                truth_dir,
+                end + timedelta(days=1),
+                channel,
+                scored.select(
+                    "customer_id",
+                    pl.col(f"uplift_{channel}").alias("uplift_model"),
+                    pl.col(f"response_{channel}").alias("response_propensity"),
+                    "purchase_propensity",
+                ),
+            )
+            passed &= (
+                figures["uplift_model"]["captured"] >= figures["response_propensity"]["captured"]
+            )
+            rows += [
+                (channel, name, f["captured"], f["extra_orders_per_1000_sends"])
+                for name, f in figures.items()
+            ]
+        return AssetCheckResult(
+            passed=bool(passed),
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "as_of_date": end.isoformat(),
+                "customers": scored.height,
+                "top_30_percent": MetadataValue.md(
+                    markdown_table(
+                        ("channel", "ranking", "planted uplift captured", "extra orders / 1,000"),
+                        rows,
+                    )
+                ),
+            },
+        )
+
+    return [
+        segments_recover_planted_personas,
+        models_against_planted_truth,
+        uplift_against_planted_truth,
+    ]

@@ -53,6 +53,24 @@ def input_columns(frame: pl.DataFrame, excluded: set[str]) -> tuple[list[str], l
     return numeric, categorical
 
 
+def input_matrix(
+    frame: pl.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    vocabulary: dict[str, list[str]],
+) -> np.ndarray:
+    """The float matrix of ``frame``'s rows: the ``numeric`` inputs as they are (missing values
+    NaN), then one indicator column per value of each categorical input's ``vocabulary``."""
+    numbers = frame.select(pl.col(c).cast(pl.Float64) for c in numeric).to_numpy()
+    indicators = frame.select(
+        (pl.col(c) == v).fill_null(False).cast(pl.Float64).alias(f"{c}={v}")
+        for c in categorical
+        for v in vocabulary[c]
+    )
+    parts = [numbers, indicators.to_numpy()] if indicators.width else [numbers]
+    return np.ascontiguousarray(np.column_stack(parts), dtype=np.float64)
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, EPS, 1 - EPS)
     return np.log(p / (1 - p))
@@ -146,14 +164,7 @@ class ScoreModel:
 
     def matrix(self, frame: pl.DataFrame) -> np.ndarray:
         """The float input matrix of ``frame``'s rows (:attr:`columns`)."""
-        numbers = frame.select(pl.col(c).cast(pl.Float64) for c in self.numeric).to_numpy()
-        indicators = frame.select(
-            (pl.col(c) == v).fill_null(False).cast(pl.Float64).alias(f"{c}={v}")
-            for c in self.categorical
-            for v in self.vocabulary[c]
-        )
-        parts = [numbers, indicators.to_numpy()] if indicators.width else [numbers]
-        return np.ascontiguousarray(np.column_stack(parts), dtype=np.float64)
+        return input_matrix(frame, self.numeric, self.categorical, self.vocabulary)
 
     def raw_probability(self, x: np.ndarray) -> np.ndarray:
         return self.estimator.predict_proba(x)[:, 1]
@@ -306,7 +317,7 @@ def _sum_by(per_column: np.ndarray, inputs: np.ndarray, n_inputs: int) -> np.nda
     return out
 
 
-def _vocabulary(frame: pl.DataFrame, categorical: list[str]) -> dict[str, list[str]]:
+def vocabulary_of(frame: pl.DataFrame, categorical: list[str]) -> dict[str, list[str]]:
     out = {}
     for c in categorical:
         counts = frame[c].drop_nulls().value_counts(sort=True)
@@ -354,7 +365,7 @@ def fit_candidate(
         family=family,
         numeric=numeric,
         categorical=categorical,
-        vocabulary=_vocabulary(train, categorical),
+        vocabulary=vocabulary_of(train, categorical),
         estimator=None,
         calibration="isotonic",
         calibrator=None,

@@ -23,3 +23,15 @@ create table if not exists marketing_suppressions (
     reason varchar,
     suppressed_at timestamp
 )
+;
+
+-- uplift_scores: read by audiences (rank_by: uplift) whether or not an uplift model exists yet
+-- (rows: seg_pipeline/activation/uplift_daily.py).
+create table if not exists uplift_scores (
+    as_of_date date,
+    customer_id varchar,
+    uplift_email double,
+    uplift_sms double,
+    uplift_push double,
+    uplift_model_version varchar
+)

@@ -314,8 +314,11 @@ def test_lift_interval_covers_the_planted_effect_on_a_small_simulated_loop(
         planted, low, high = row["planted_points"], row["low_points"], row["high_points"]
         assert planted > 0
         assert low <= planted <= high, row
-        # Wald intervals of rates: p (1 - p) <= 1/4 bounds the width from the group sizes
-        bound = 2 * Z95 * 100 * math.sqrt(0.25 / row["n_treated"] + 0.25 / row["n_holdout"])
+        # variances clustered by customer: a customer's (y_i - p n_i)^2 is at most n_i^2 and
+        # n_i at most the campaign's sends k, so a rate's variance is at most k / N (x 1.01
+        # for m / (m - 1)): the width is bounded by the group sizes
+        k = row["sends"]
+        bound = 2 * Z95 * 100 * math.sqrt(1.01 * k * (1 / row["n_treated"] + 1 / row["n_holdout"]))
         assert 0 < high - low <= bound
         before = without_feed.filter(pl.col("playbook_campaign") == row["playbook_campaign"])
         change = row["lift_points"] - before["lift_points"].item()

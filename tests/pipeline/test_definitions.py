@@ -39,6 +39,8 @@ EXPECTED_ASSETS = {
     "audiences",
     "campaign_exports",
     "campaign_lift",
+    "uplift_models",
+    "uplift_scores",
 }
 
 

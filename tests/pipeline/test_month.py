@@ -275,6 +275,7 @@ def test_metadata_has_counts_schema_and_no_personal_data(month, tmp_path) -> Non
         assert not EMAIL.search(text)
         seen.add(materialization.asset_key.to_user_string())
     # the 18 tables of before, the two feature tables that are now assets of their own and
-    # the two predictive tables, the four activation tables
-    assert len(seen) == 26
+    # the two predictive tables, the six activation tables (uplift_models and uplift_scores
+    # among them)
+    assert len(seen) == 28
     assert {"customer_feature_state", "web_session_fragments"} <= seen
