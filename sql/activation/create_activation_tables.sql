@@ -22,8 +22,7 @@ create table if not exists marketing_suppressions (
     customer_id varchar,
     reason varchar,
     suppressed_at timestamp
-)
-;
+);
 
 -- uplift_scores: read by audiences (rank_by: uplift) whether or not an uplift model exists yet
 -- (rows: seg_pipeline/activation/uplift_daily.py).
