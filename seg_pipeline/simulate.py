@@ -21,7 +21,6 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
-from seg_pipeline.activation.playbook import PlaybookFile
 from seg_pipeline.demo import demo_horizons
 from seg_pipeline.generator import GeneratorConfig, generate
 from seg_pipeline.ops.runs import run_daily_range
@@ -173,12 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     defs = build_definitions(settings)
     instance = DagsterInstance.get()
     history_end = args.start + timedelta(days=args.history_days - 1)
-    playbook = PlaybookFile(path=str(settings.playbook_path)).load()
-    horizons = {
-        "predictive_models": demo_horizons(args.history_days),
-        # the uplift model learns the outcome the playbook's lift measures
-        "uplift_models": {"window_days": min(c.window_days for c in playbook.campaigns)},
-    }
+    horizons = {"predictive_models": demo_horizons(args.history_days)}
     if args.resume:
         history_end = last_scored_day(settings)
         print(f"Continuing after {history_end} ...")
