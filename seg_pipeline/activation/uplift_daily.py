@@ -78,10 +78,18 @@ def _train_or_find(
             return {"decision": f"no challenger: {why}"}
         new = challenger.figures[challenger.model.approach]["qini"]
         old = None
-        if champion is None:
+        current = models.load(conn, champion, UpliftModel) if champion else None
+        if current is None:
             promoted, reason = True, f"no champion yet; challenger Qini {new:.5f}"
+        elif current.window_days != settings.window_days:
+            promoted, reason = (
+                True,
+                (
+                    f"the champion learnt a {current.window_days}-day outcome, the settings ask "
+                    f"for {settings.window_days}; challenger Qini {new:.5f}"
+                ),
+            )
         else:
-            current = models.load(conn, champion, UpliftModel)
             valid = challenger.valid
             old = uplift_figures(
                 valid["_converted"].to_numpy(),
@@ -131,12 +139,17 @@ def uplift_models_of_day(
     conn: duckdb.DuckDBPyConnection, day: date, settings: UpliftConfig | None, models: ModelStore
 ) -> pl.DataFrame:
     """The ``uplift_models`` row of ``day``: the champion of the day before, replaced by the
-    day's challenger if its Qini is higher (refit days, and every day until a first model
-    exists: a new deployment need not wait for a Monday)."""
+    day's challenger if its Qini is higher (refit days; and any day without a model, or whose
+    model learnt another outcome window than the settings ask for: a new deployment or a
+    changed setting need not wait for a Monday, and is promoted whatever its Qini)."""
     settings = settings or UpliftConfig()
     champion = _champion_before(conn, day)
     row: dict[str, Any] = {"as_of_date": day, "promoted": False, "decision": "not a refit day"}
-    if champion is None or refit_day(day, settings.refit_every_days) == day:
+    if (
+        champion is None
+        or refit_day(day, settings.refit_every_days) == day
+        or models.load(conn, champion, UpliftModel).window_days != settings.window_days
+    ):
         row.update(_train_or_find(conn, day, settings, models, champion))
         if row["promoted"]:
             champion = row["challenger_version"]

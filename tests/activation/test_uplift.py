@@ -169,6 +169,29 @@ def test_a_rerun_finds_the_version_and_writes_the_same_rows(
     assert after.equals(before)
 
 
+def test_another_outcome_window_is_trained_and_promoted_the_next_day(
+    uplifted: Settings, tmp_path: Path
+) -> None:
+    """A changed window_days does not wait for the next Monday, nor for a higher Qini: the
+    champion learnt another outcome."""
+    copy = replace(uplifted, warehouse_path=tmp_path / "warehouse.duckdb")
+    shutil.copy(uplifted.warehouse_path, copy.warehouse_path)
+    day = HISTORY_END + timedelta(days=1)  # a Thursday
+    result = run_range(
+        build_definitions(copy),
+        day,
+        day,
+        assets=["uplift_models"],
+        op_config={"uplift_models": {**OP_CONFIG["uplift_models"], "window_days": 2}},
+    )
+    assert result.success
+    with warehouse_for(copy).connection() as conn:
+        rows = query_frame(conn, "select * from uplift_models order by as_of_date", {})
+    before, after = rows.row(0, named=True), rows.row(1, named=True)
+    assert after["promoted"] and after["champion_version"] != before["champion_version"]
+    assert "learnt a 1-day outcome" in after["decision"]
+
+
 def test_the_top_30_percent_holds_more_planted_uplift_than_random(uplifted: Settings) -> None:
     """Judged on the generator's truth (each customer's planted extra-order probability of a
     send while alive), not on noisy outcomes."""
