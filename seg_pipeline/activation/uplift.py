@@ -233,10 +233,16 @@ class UpliftModel:
         self, frame: pl.DataFrame, channels: tuple[str, ...] = CHANNELS
     ) -> np.ndarray:
         """Per row of ``frame`` (customers, no send), the uplift of a send on each channel:
-        one column per channel."""
+        one column per channel. The input matrix is built once; only the channel's indicator
+        columns change."""
+        x = self.matrix(frame.with_columns(pl.lit(channels[0]).alias("channel")))
+        names = [*self.numeric, *(f"{c}={v}" for c in self.categorical for v in self.vocabulary[c])]
+        indicators = {v: names.index(f"channel={v}") for v in self.vocabulary.get("channel", [])}
         out = np.empty((frame.height, len(channels)))
         for k, channel in enumerate(channels):
-            out[:, k] = self.predict(frame.with_columns(pl.lit(channel).alias("channel")))
+            for value, column in indicators.items():
+                x[:, column] = float(value == channel)
+            out[:, k] = self._uplift(x)
         return out
 
     def to_state(self) -> dict[str, Any]:

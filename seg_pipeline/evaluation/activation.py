@@ -144,11 +144,9 @@ def planted_uplift_capture(
     ValueError
         An unknown channel, or no customer of ``rankings`` in the truth.
     """
-    column = {"email": "campaign_uplift", "sms": "campaign_uplift_sms"}.get(
-        channel, f"campaign_uplift_{channel}"
-    )
     if channel not in ("email", "sms", "push"):
         raise ValueError(f"unknown channel {channel!r}")
+    column = "campaign_uplift" if channel == "email" else f"campaign_uplift_{channel}"
     truth = pl.read_parquet(
         Path(truth_dir) / "customers.parquet", columns=["customer_id", column, "dropout_date"]
     )
