@@ -313,8 +313,7 @@ def rank(
     everyone = _popularity(purchases, np.arange(purchases.customers.size))
     tie = everyone / (everyone.max() + 1.0) if everyone.size else everyone
     scorer = _Scorer(purchases, segment_of_row, settings) if ranker == "model" else None
-    segment_keys = _sorted_distinct(segments)
-    for segment in segment_keys:
+    for segment in _sorted_distinct(segments):
         members = np.flatnonzero(segments == segment)
         in_segment = np.flatnonzero(segment_of_row == segment)
         if ranker == "global_popularity":
@@ -323,34 +322,51 @@ def rank(
             fill_key = _popularity(purchases, in_segment) + tie
         # popularity keys in [0, 1)
         fill_key = fill_key / (fill_key.max() + 1.0)
-        for start in range(0, members.size, BATCH_CUSTOMERS):
-            batch = members[start : start + BATCH_CUSTOMERS]
+        # Members who bought nothing in the window all get the segment's popularity list.
+        newcomers = members[row_of_target[members] < 0]
+        if newcomers.size:
+            order = _top(fill_key[np.newaxis, :], width)[0]
+            out_products[newcomers] = order
+            out_scores[newcomers] = fill_key[order]
+        buyers = members[row_of_target[members] >= 0]
+        for start in range(0, buyers.size, BATCH_CUSTOMERS):
+            batch = buyers[start : start + BATCH_CUSTOMERS]
             rows = row_of_target[batch]
-            known = rows >= 0
-            key = np.broadcast_to(fill_key, (batch.size, n_products)).copy()
+            key = np.broadcast_to(fill_key, (batch.size, n_products))
             model = np.zeros((batch.size, n_products), dtype=bool)
-            if known.any():
-                if scorer is not None:
-                    block, says = scorer.scores(rows[known], segment)
-                    # model scores are positive where they say something: scaled to (0, 1]
-                    high = np.where(says, block, 0.0).max(axis=1, keepdims=True)
-                    scaled = np.where(says, block / np.where(high > 0, high, 1.0), 0.0)
-                    blend = settings.popularity_weight
-                    key[known] = (
-                        np.where(says, scaled, 0.0) + blend * key[known]
-                        if blend > 0
-                        else np.where(says, 2.0 + scaled, key[known])
-                    )
-                    model[known] = says
-                recent = purchases.recent[rows[known]].toarray()
-                key[known] = np.where(recent, -np.inf, key[known])
-            order = np.argsort(-key, axis=1, kind="stable")[:, :width]
+            if scorer is not None:
+                block, model = scorer.scores(rows, segment)
+                # model scores are positive where they say something: scaled to (0, 1]
+                high = block.max(axis=1, keepdims=True)
+                scaled = block / np.where(high > 0, high, 1.0)
+                blend = settings.popularity_weight
+                key = scaled + blend * key if blend > 0 else np.where(model, 2.0 + scaled, key)
+            key = np.where(purchases.recent[rows].toarray(), -np.inf, key)
+            order = _top(key, width)
             chosen_key = np.take_along_axis(key, order, axis=1)
             valid = np.isfinite(chosen_key)
             out_products[batch] = np.where(valid, order, -1)
             out_scores[batch] = np.where(valid, chosen_key, 0.0)
             out_model[batch] = valid & np.take_along_axis(model, order, axis=1)
     return Ranked(out_products, out_scores, out_model)
+
+
+def _top(key: np.ndarray, width: int) -> np.ndarray:
+    """Column indexes of the ``width`` largest keys of each row of ``key``, by key descending
+    and, among equal keys, by index ascending: ``np.argsort(-key, kind="stable")[:, :width]``
+    without sorting whole rows (rows whose ``width``-th key is tied beyond the cut are sorted
+    whole, so the tie goes to the smaller index as in the full sort)."""
+    if width >= key.shape[1]:
+        return np.argsort(-key, axis=1, kind="stable")[:, :width]
+    chosen = np.sort(np.argpartition(-key, width - 1, axis=1)[:, :width], axis=1)
+    chosen_key = np.take_along_axis(key, chosen, axis=1)
+    order = np.take_along_axis(chosen, np.argsort(-chosen_key, axis=1, kind="stable"), axis=1)
+    # ties at the cut: more keys equal to the row's width-th key than were chosen
+    cut = chosen_key.min(axis=1, keepdims=True)
+    tied = (key >= cut).sum(axis=1) > width
+    if tied.any():
+        order[tied] = np.argsort(-key[tied], axis=1, kind="stable")[:, :width]
+    return order
 
 
 def _sorted_distinct(values: np.ndarray) -> list[Any]:
@@ -376,26 +392,31 @@ def recommendations_rows(
 
 
 def _rows(day: date, targets: pl.DataFrame, purchases: Purchases, ranked: Ranked) -> pl.DataFrame:
-    valid = ranked.products >= 0
-    target, position = np.nonzero(valid)
+    target, position = np.nonzero(ranked.products >= 0)
     if target.size == 0:
         return pl.DataFrame(schema=SCHEMA)
+    products = pl.Series(purchases.products.tolist(), dtype=pl.String)
+    chosen = ranked.products[target, position]
     return pl.DataFrame(
         {
-            "as_of_date": pl.Series([day] * target.size, dtype=pl.Date),
             "customer_id": targets["customer_id"].gather(target),
             "rank": pl.Series(position + 1, dtype=pl.Int32),
-            "product_id": pl.Series(
-                purchases.products[ranked.products[target, position]].tolist(), dtype=pl.String
-            ),
+            "product_id": products.gather(chosen),
             "score": pl.Series(ranked.scores[target, position], dtype=pl.Float64).round(6),
-            "source": pl.Series(
-                np.where(ranked.from_model[target, position], "model", "segment_popularity"),
-                dtype=pl.String,
-            ),
+            "from_model": pl.Series(ranked.from_model[target, position]),
             "segment_id": targets["segment_id"].gather(target).cast(pl.Int64),
-        },
-        schema=SCHEMA,
+        }
+    ).select(
+        pl.lit(day, dtype=pl.Date).alias("as_of_date"),
+        "customer_id",
+        "rank",
+        "product_id",
+        "score",
+        pl.when("from_model")
+        .then(pl.lit("model"))
+        .otherwise(pl.lit("segment_popularity"))
+        .alias("source"),
+        "segment_id",
     )
 
 

@@ -11,12 +11,14 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import pytest
 
 from seg_pipeline.activation.recommendations import (
     RECOMMENDATIONS_TABLE,
     RecommendationConfig,
+    _top,
     evaluate_recommendations,
     purchase_matrix,
     rank,
@@ -232,3 +234,16 @@ def test_a_small_catalogue_gives_fewer_rows_never_a_recent_one() -> None:
     assert lists[0] == ["P2", "P3"]  # P2 bought 90 days ago may come back, P1 may not
     assert sorted(lists[1]) == ["P1", "P3"]
     assert len(lists[2]) == 3 and not ranked.from_model[2].any()
+
+
+@pytest.mark.parametrize("distinct_keys", [3, 1_000_000])
+def test_top_is_the_full_stable_sort_cut(distinct_keys: int) -> None:
+    # Few distinct keys tie at the cut in most rows (the whole-row fallback); many distinct
+    # keys in none (the partition path). -inf marks excluded products, as for recent purchases.
+    rng = np.random.default_rng(7)
+    key = rng.integers(0, distinct_keys, size=(500, 60)).astype(np.float64)
+    key[rng.random(key.shape) < 0.2] = -np.inf
+    key[:5, 4:] = -np.inf  # fewer finite keys than the cut
+    for width in (1, 10, 60):
+        expected = np.argsort(-key, axis=1, kind="stable")[:, :width]
+        assert np.array_equal(_top(key, width), expected)
