@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from seg_pipeline.ingest import loaders
 from seg_pipeline.ingest.loaders import LandingFileError, ensure_raw_tables, load_file
 from seg_pipeline.quality.quarantine import QualityPolicy
 from seg_pipeline.resources import Warehouse
@@ -104,6 +105,38 @@ def test_json_lines_keep_valid_objects_and_reject_broken_lines(tmp_path: Path) -
     }
     lines = warehouse.query("SELECT line_number FROM quarantine ORDER BY 1")
     assert lines["line_number"].to_list() == [2, 3]
+
+
+def test_json_keys_are_sampled_but_a_missing_column_is_looked_for_in_every_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Keys come from every 5th line here (10 lines, a sample of 2: lines 5 and 10). Line 4's
+    # extra key is outside the sample, an every-line one is not.
+    monkeypatch.setattr(loaders, "KEY_SAMPLE_LINES", 2)
+    line = (
+        '{{"review_id":"R{i}","customer_id":"C1","product_id":"P1",{rating}{extra}'
+        '"reviewed_at":"2026-01-03T10:00:00+01:00","review_text":"ok","channel":"app"}}'
+    )
+
+    def file(rated: range) -> bytes:
+        return "".join(
+            line.format(
+                i=i,
+                rating='"rating":4,' if i in rated else "",
+                extra='"coupon":"X",' if i == 4 else "",
+            )
+            + "\n"
+            for i in range(1, 11)
+        ).encode()
+
+    result, _ = _load(tmp_path / "all", REVIEWS, file(range(1, 11)))
+    assert result.rows_loaded == 10 and result.extra_columns == ["channel"]
+    # Only line 3 has a rating: the sample lacks the column, so every line is read for keys.
+    result, warehouse = _load(tmp_path / "one", REVIEWS, file(range(3, 4)))
+    assert result.extra_columns == ["channel", "coupon"]
+    assert warehouse.query("SELECT count(rating) AS n FROM raw_reviews").item() == 1
+    with pytest.raises(LandingFileError, match=r"reviews/2026-01-03\.jsonl lacks.*rating"):
+        _load(tmp_path / "none", REVIEWS, file(range(0)))
 
 
 def _sends_frame(**overrides: pl.Series) -> pl.DataFrame:
