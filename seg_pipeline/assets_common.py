@@ -14,6 +14,16 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 SINGLE_RUN = BackfillPolicy.single_run()
 
 
+# Definition metadata naming the warehouse tables an asset writes (comma-separated): the
+# erasure job finds every table that may hold a customer's rows from the asset specs.
+TABLES_METADATA_KEY = "seg/tables"
+
+
+def tables_metadata(*tables: str) -> dict[str, str]:
+    """Definition metadata of an asset that writes ``tables`` (see :data:`TABLES_METADATA_KEY`)."""
+    return {TABLES_METADATA_KEY: ", ".join(tables)}
+
+
 def warehouse_asset_options(group: str, partitions_def: Any) -> dict[str, Any]:
     """Keyword arguments every daily warehouse asset of ``group`` shares: owners, the daily
     partitions, single-run backfills and the warehouse pool."""

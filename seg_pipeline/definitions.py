@@ -20,6 +20,8 @@ from seg_pipeline.ops.schedules import (
 )
 from seg_pipeline.partitions import daily_partitions
 from seg_pipeline.predictive.assets import build_predictive_assets
+from seg_pipeline.privacy.erasure import owned_tables
+from seg_pipeline.privacy.jobs import build_erasure_job
 from seg_pipeline.quality.checks import build_quality_checks
 from seg_pipeline.quality.quarantine import QualityPolicy
 from seg_pipeline.resources import LandingZone, Warehouse
@@ -49,17 +51,19 @@ def build_definitions(
         from seg_pipeline.evaluation.checks import build_truth_checks
 
         checks += build_truth_checks(partitions_def, settings.truth_dir)
+    assets = [
+        *build_raw_assets(partitions_def),
+        *build_staging_assets(partitions_def),
+        *build_feature_assets(partitions_def),
+        *build_segmentation_assets(partitions_def),
+        *build_predictive_assets(partitions_def),
+        *build_activation_assets(partitions_def),
+    ]
+    erasure_job = build_erasure_job(owned_tables(s for a in assets for s in a.specs))
     return Definitions(
-        assets=[
-            *build_raw_assets(partitions_def),
-            *build_staging_assets(partitions_def),
-            *build_feature_assets(partitions_def),
-            *build_segmentation_assets(partitions_def),
-            *build_predictive_assets(partitions_def),
-            *build_activation_assets(partitions_def),
-        ],
+        assets=assets,
         asset_checks=checks,
-        jobs=[daily_job, build_refit_segmentation_job(), build_set_champion_job()],
+        jobs=[daily_job, build_refit_segmentation_job(), build_set_champion_job(), erasure_job],
         schedules=[build_daily_schedule(daily_job)],
         sensors=[warehouse_recovery_sensor],
         resources={

@@ -32,7 +32,7 @@ from dagster import (
     multi_asset,
 )
 
-from seg_pipeline.assets_common import warehouse_asset_options
+from seg_pipeline.assets_common import tables_metadata, warehouse_asset_options
 from seg_pipeline.metadata import window_metadata
 from seg_pipeline.partitions import days_between, window_dates
 from seg_pipeline.resources import (
@@ -96,6 +96,9 @@ class DailyTable:
         of a day read earlier partitions of the table itself.
     columns
         Column descriptions for the Dagster column schema.
+    also_writes
+        Other warehouse tables the step creates or writes besides its own (named in the
+        asset's ``seg/tables`` metadata, so the erasure job finds them).
     """
 
     name: str
@@ -113,6 +116,7 @@ class DailyTable:
     keep_days: int | None = None
     create_sql: str | None = None
     columns: Mapping[str, str] = field(default_factory=dict)
+    also_writes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.sql is None) == (self.compute is None):
@@ -200,6 +204,7 @@ def daily_tables_asset(
             description=t.description,
             group_name=t.group,
             owners=options["owners"],
+            metadata=tables_metadata(t.name, *t.also_writes),
         )
         for t in tables
     ]

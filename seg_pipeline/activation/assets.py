@@ -112,6 +112,7 @@ AUDIENCES_TABLE = DailyTable(
     compute=audiences.audiences_of_day,
     resources=("playbook",),
     create_sql="activation/create_activation_tables",
+    also_writes=("marketing_suppressions",),
     summarize=lambda conn, start, end, last, *_: summarize_audiences(last),
     columns={
         "as_of_date": "The day the playbook ran on (scores of this day).",

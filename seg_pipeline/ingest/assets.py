@@ -8,7 +8,7 @@ from dagster import (
     asset,
 )
 
-from seg_pipeline.assets_common import OWNERS, SINGLE_RUN, WAREHOUSE_POOL
+from seg_pipeline.assets_common import OWNERS, SINGLE_RUN, WAREHOUSE_POOL, tables_metadata
 from seg_pipeline.ingest.loaders import (
     delete_window,
     ensure_raw_tables,
@@ -16,7 +16,8 @@ from seg_pipeline.ingest.loaders import (
 )
 from seg_pipeline.metadata import window_metadata
 from seg_pipeline.partitions import days_between, window_dates
-from seg_pipeline.quality.quarantine import QualityPolicy
+from seg_pipeline.privacy.erasure import drop_erased_rows
+from seg_pipeline.quality.quarantine import QUARANTINE_TABLE, QualityPolicy
 from seg_pipeline.resources import LandingZone, Warehouse, transaction
 from seg_pipeline.sources import RAW_PARTITION_COLUMN, SOURCES, Source
 
@@ -32,6 +33,7 @@ def build_raw_asset(source: Source, partitions_def: DailyPartitionsDefinition) -
         partitions_def=partitions_def,
         backfill_policy=SINGLE_RUN,
         pool=WAREHOUSE_POOL,
+        metadata=tables_metadata(source.raw_table, QUARANTINE_TABLE),
         description=(
             f"{source.description} Loaded as delivered from "
             f"`<landing>/{source.name}/<day>.{source.extension}` (text columns kept as text); "
@@ -53,6 +55,7 @@ def build_raw_asset(source: Source, partitions_def: DailyPartitionsDefinition) -
             for day in days_between(start, end):
                 path = landing.path_for(source, day)
                 results.append(load_file(conn, source, path, day, quality.max_wrong_day_share))
+            erased = drop_erased_rows(conn, source.raw_table, start, end)
             meta = window_metadata(conn, source.raw_table, RAW_PARTITION_COLUMN, start, end)
         rejected = sum(r.rows_rejected for r in results)
         extra = sorted({c for r in results for c in r.extra_columns})
@@ -66,6 +69,7 @@ def build_raw_asset(source: Source, partitions_def: DailyPartitionsDefinition) -
                 "files_loaded": len(results),
                 "rejected_lines": rejected,
                 "extra_columns_ignored": ", ".join(extra) or "none",
+                "rows_of_erased_customers_dropped": erased,
             }
         )
 

@@ -14,10 +14,10 @@ from dagster import (
     asset,
 )
 
-from seg_pipeline.assets_common import OWNERS, SINGLE_RUN, WAREHOUSE_POOL
+from seg_pipeline.assets_common import OWNERS, SINGLE_RUN, WAREHOUSE_POOL, tables_metadata
 from seg_pipeline.metadata import window_metadata
 from seg_pipeline.partitions import window_dates
-from seg_pipeline.quality.quarantine import QualityPolicy, format_counts
+from seg_pipeline.quality.quarantine import QUARANTINE_TABLE, QualityPolicy, format_counts
 from seg_pipeline.resources import Warehouse, read_sql
 from seg_pipeline.staging.models import MODELS, StagingModel
 from seg_pipeline.staging.stage import PARTITION_COLUMN, stage_window
@@ -50,6 +50,7 @@ def build_staging_asset(
         backfill_policy=SINGLE_RUN,
         pool=WAREHOUSE_POOL,
         deps=[AssetKey(model.raw_table), *(AssetKey(d) for d in model.deps)],
+        metadata=tables_metadata(model.table, QUARANTINE_TABLE),
         description=f"{sql_description(sql)} Source: sql/{model.sql_name}.sql.",
     )
     def _staging(

@@ -1,0 +1,304 @@
+"""Erasure on request: a customer's rows leave every warehouse table the pipeline owns, in one
+audited transaction that proves it before it commits.
+
+Which tables: those the asset specs name in their ``seg/tables`` metadata (every raw, staging,
+feature, score, audience and recommendation table, the quarantine and the suppression list),
+not a hand-kept list; a table added by a new asset is covered by its factory. Which rows: the
+warehouse catalogue says which columns of those tables hold an identifier, by the project's
+column names (:data:`IDENTIFIER_COLUMNS`): customer ids, the keyed hashes of e-mail, phone and
+name, and the web sessions the customer was seen in (the anonymous events of a session are the
+customer's once stitched). Quarantined records (``raw_record``) that mention any of these
+values go too.
+
+What an erasure does (:func:`erase_customers`, inside one transaction):
+
+1. resolves the request (customer ids, or e-mail addresses looked up by their keyed hash) and
+   collects the customers' identifiers (``sql/privacy/customer_identifiers.sql``);
+2. deletes the rows of every owned table that carry one of them;
+3. records the keyed hash of each customer id in ``erased_customers`` (every later load drops
+   their rows: a re-delivered file or a backfill does not bring them back) and an audit row
+   per customer in ``erasure_requests`` (request id, keyed hash, when, rows per table: no clear
+   value, not even the id);
+4. verifies (:func:`find_identifiers`): every text column of every table of the warehouse,
+   owned or not, is searched for every identifier; anything left fails the request and rolls
+   the whole transaction back.
+
+The ledger tables hold the keyed hash of the id by design (they are how later loads recognise
+the customer); the verification leaves them out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from seg_pipeline.assets_common import TABLES_METADATA_KEY
+from seg_pipeline.resources import (
+    query_frame,
+    read_sql,
+    registered,
+    run_sql,
+    table_columns,
+    table_exists,
+    transaction,
+)
+
+# Column name -> the kind of identifier it holds (sql/privacy/customer_identifiers.sql).
+IDENTIFIER_COLUMNS: dict[str, str] = {
+    "customer_id": "customer_id",
+    "resolved_customer_id": "customer_id",
+    "customer_key": "customer_key",
+    "email_hash": "email_hash",
+    "phone_hash": "phone_hash",
+    "name_hash": "name_hash",
+    "session_id": "session_id",
+}
+# Columns holding a delivered record as text: rows that mention an identifier go.
+RECORD_COLUMNS: tuple[str, ...] = ("raw_record",)
+LEDGER_TABLES: tuple[str, ...] = ("erased_customers", "erasure_requests")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+# Types whose values cannot hold an identifier (the rest is searched as text).
+_NOT_TEXT = re.compile(
+    r"^(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|U\w*INT|FLOAT|DOUBLE|DECIMAL.*|DATE|"
+    r"TIME.*|TIMESTAMP.*|INTERVAL|UUID|BLOB)$"
+)
+
+
+class ErasureError(Exception):
+    """A request that cannot be carried out (nothing is changed)."""
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    """What one request erased: per table the rows deleted, and what verification found."""
+
+    request_id: str
+    customers: int
+    rows_by_table: dict[str, int] = field(default_factory=dict)
+    remaining: list[tuple[str, str, int]] = field(default_factory=list)
+
+    @property
+    def rows_deleted(self) -> int:
+        return sum(self.rows_by_table.values())
+
+
+def owned_tables(specs: Iterable[Any]) -> list[str]:
+    """The warehouse tables that ``specs`` (Dagster asset specs) name in their
+    ``seg/tables`` metadata, in first-seen order."""
+    seen: dict[str, None] = {}
+    for spec in specs:
+        for name in str(spec.metadata.get(TABLES_METADATA_KEY, "")).split(","):
+            if name.strip():
+                seen.setdefault(_checked_name(name.strip()), None)
+    return list(seen)
+
+
+def _checked_name(name: str) -> str:
+    """``name`` if it is a plain (optionally schema-qualified) SQL identifier; the erasure
+    builds statements from table and column names, never from request values."""
+    if not _IDENTIFIER.match(name):
+        raise ErasureError(f"not a table or column name: {name!r}")
+    return name
+
+
+def _quoted(name: str) -> str:
+    return ".".join(f'"{part}"' for part in _checked_name(name).split("."))
+
+
+def keyed_hashes(conn: duckdb.DuckDBPyConnection, values: Sequence[str]) -> list[str]:
+    """The keyed hash (``pseudonymize``) of each of ``values``, in order."""
+    if not values:
+        return []
+    rows = run_sql(conn, "privacy/keyed_hashes", {"values": list(values)}).fetchall()
+    return [r[0] for r in rows]
+
+
+def resolve_customers(
+    conn: duckdb.DuckDBPyConnection,
+    customer_ids: Sequence[str] = (),
+    emails: Sequence[str] = (),
+    customer_keys: Sequence[str] = (),
+    email_hashes: Sequence[str] = (),
+) -> list[str]:
+    """The customer ids of a request, from any of: ids; e-mail addresses (trimmed, lower case,
+    found by their keyed hash); keyed hashes of ids (``customer_key``, as in the exports); keyed
+    hashes of addresses. Only customers the CRM delivered count."""
+    addresses = [e.strip().lower() for e in emails if e.strip()]
+    keys = {k.strip().lower() for k in customer_keys if k.strip()}
+    hashes = {h.strip().lower() for h in email_hashes if h.strip()}
+    hashes |= set(keyed_hashes(conn, addresses))
+    params = {
+        "customer_ids": sorted({c.strip() for c in customer_ids if c.strip()}),
+        "customer_keys": sorted(keys),
+        "email_hashes": sorted(hashes),
+    }
+    return [r[0] for r in run_sql(conn, "privacy/requested_customers", params).fetchall()]
+
+
+def customer_identifiers(
+    conn: duckdb.DuckDBPyConnection, customer_ids: Sequence[str]
+) -> pl.DataFrame:
+    """Every identifier of ``customer_ids`` in the warehouse: (kind, value) rows."""
+    ids = pl.DataFrame({"customer_id": list(customer_ids)}, schema={"customer_id": pl.String})
+    with registered(conn, "_erase_ids", ids):
+        return query_frame(conn, read_sql("privacy/customer_identifiers"))
+
+
+def _token_pattern(values: Iterable[str]) -> str:
+    """A regular expression matching any of ``values`` as a whole token of a text."""
+    alternatives = "|".join(sorted({re.escape(v) for v in values if v}, key=len, reverse=True))
+    return rf"(?:^|[^0-9A-Za-z_])(?:{alternatives})(?:[^0-9A-Za-z_]|$)"
+
+
+def delete_rows(
+    conn: duckdb.DuckDBPyConnection, tables: Sequence[str], identifiers: pl.DataFrame
+) -> dict[str, int]:
+    """Delete from each of ``tables`` (those that exist) the rows whose identifier columns hold
+    one of ``identifiers`` or whose record columns mention one; rows deleted per table."""
+    pattern = _token_pattern(identifiers["value"].to_list())
+    deleted: dict[str, int] = {}
+    with registered(conn, "_erase_values", identifiers):
+        for table in tables:
+            if not table_exists(conn, table):
+                continue
+            columns = table_columns(conn, table)
+            tests = [
+                f"{_quoted(c)} IN (SELECT value FROM _erase_values WHERE kind = "
+                f"'{IDENTIFIER_COLUMNS[c]}')"
+                for c, kind in columns.items()
+                if c in IDENTIFIER_COLUMNS and kind == "VARCHAR"
+            ]
+            tests += [
+                f"coalesce(regexp_matches({_quoted(c)}, $pattern), false)"
+                for c in columns
+                if c in RECORD_COLUMNS
+            ]
+            if not tests:
+                continue
+            where = " OR ".join(tests)
+            params = {"pattern": pattern} if "$pattern" in where else {}
+            (count,) = conn.execute(
+                f"DELETE FROM {_quoted(table)} WHERE {where}", params
+            ).fetchall()[0]
+            deleted[table] = int(count)
+    return deleted
+
+
+def find_identifiers(
+    conn: duckdb.DuckDBPyConnection, identifiers: pl.DataFrame
+) -> list[tuple[str, str, int]]:
+    """(table, column, rows) wherever a text value of any table of the warehouse (ledger
+    tables excepted) equals or contains one of ``identifiers`` as a token."""
+    values = identifiers["value"].to_list()
+    if not values:
+        return []
+    pattern = _token_pattern(values)
+    catalogue = conn.execute(
+        "SELECT table_schema, table_name, column_name, data_type "
+        "FROM information_schema.columns "
+        "WHERE table_catalog = current_database() AND table_schema NOT IN ('temp') "
+        "ORDER BY table_schema, table_name, ordinal_position"
+    ).fetchall()
+    found = []
+    for schema, table, column, data_type in catalogue:
+        if table in LEDGER_TABLES or _NOT_TEXT.match(str(data_type)):
+            continue
+        name = table if schema == "main" else f"{schema}.{table}"
+        (count,) = conn.execute(
+            f"SELECT count(*) FROM {_quoted(name)} "
+            f"WHERE regexp_matches(CAST({_quoted(column)} AS VARCHAR), $pattern)",
+            {"pattern": pattern},
+        ).fetchall()[0]
+        if count:
+            found.append((name, column, int(count)))
+    return found
+
+
+def erase_customers(
+    conn: duckdb.DuckDBPyConnection,
+    tables: Sequence[str],
+    customer_ids: Sequence[str] = (),
+    emails: Sequence[str] = (),
+    customer_keys: Sequence[str] = (),
+    email_hashes: Sequence[str] = (),
+    request_id: str | None = None,
+    now: datetime | None = None,
+) -> ErasureReport:
+    """Erase the customers of one request from ``tables`` (see the module docstring), in one
+    transaction that commits only when verification finds nothing left.
+
+    Raises :class:`ErasureError` (and changes nothing) when the request names no known
+    customer or verification finds an identifier left.
+    """
+    request_id = request_id or uuid.uuid4().hex
+    started = now or datetime.now(UTC).replace(tzinfo=None)
+    run_sql(conn, "privacy/create_erasure_tables")
+    with transaction(conn):
+        ids = resolve_customers(conn, customer_ids, emails, customer_keys, email_hashes)
+        if not ids:
+            asked = len(customer_ids) + len(emails) + len(customer_keys) + len(email_hashes)
+            raise ErasureError(
+                f"request {request_id}: none of its {asked} id(s), key(s) and address(es) is "
+                "a customer the CRM delivered; nothing was erased"
+            )
+        identifiers = customer_identifiers(conn, ids)
+        rows = delete_rows(conn, [t for t in tables if t not in LEDGER_TABLES], identifiers)
+        remaining = find_identifiers(conn, identifiers)
+        if remaining:
+            where = ", ".join(f"{t}.{c} ({n} rows)" for t, c, n in remaining)
+            raise ErasureError(
+                f"request {request_id}: identifiers of the customers are still in {where}; "
+                "the erasure was rolled back"
+            )
+        _record(conn, request_id, ids, rows, started)
+    conn.execute("CHECKPOINT")
+    return ErasureReport(request_id, len(ids), rows, remaining)
+
+
+def _record(
+    conn: duckdb.DuckDBPyConnection,
+    request_id: str,
+    customer_ids: Sequence[str],
+    rows: dict[str, int],
+    started: datetime,
+) -> None:
+    """The tombstones and audit rows of a verified request."""
+    ids = pl.DataFrame({"customer_id": list(customer_ids)}, schema={"customer_id": pl.String})
+    with registered(conn, "_erase_ids", ids):
+        run_sql(conn, "privacy/record_erasure", {"request_id": request_id})
+        run_sql(
+            conn,
+            "privacy/record_erasure_audit",
+            {
+                "request_id": request_id,
+                "requested_at": started,
+                "rows_deleted": sum(rows.values()),
+                "tables": json.dumps({t: n for t, n in rows.items() if n}, sort_keys=True),
+            },
+        )
+
+
+def drop_erased_rows(
+    conn: duckdb.DuckDBPyConnection, raw_table: str, start: date, end: date
+) -> int:
+    """Delete the rows of erased customers (``erased_customers``) from ``raw_table``'s
+    partitions [start, end]: every load applies the tombstones, so a re-delivered file or a
+    backfill does not bring an erased customer back. Returns the rows dropped."""
+    if not table_exists(conn, "erased_customers"):
+        return 0
+    sql = read_sql("privacy/erased_ids_in_window")
+    params = {"raw_table": raw_table, "start_date": start, "end_date": end}
+    (count,) = conn.execute(
+        f"DELETE FROM {_quoted(raw_table)} WHERE _partition_date BETWEEN $start_date AND "
+        f"$end_date AND trim(customer_id) IN ({sql})",
+        params,
+    ).fetchall()[0]
+    return int(count)

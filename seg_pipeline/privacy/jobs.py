@@ -1,0 +1,134 @@
+"""The erasure job (UI launchpad) and its command line, ``seg-erase``.
+
+The job's run config is kept in Dagster's run history, so it takes customers by keyed hash:
+``customer_keys`` (the pseudonymous key of the exports) or ``email_hashes``; ``customer_ids``
+are accepted too, for an operator who accepts that the id stays in the run history. The
+command line takes ids and e-mail addresses and passes only their keyed hashes to the run.
+"""
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from dagster import (
+    Config,
+    DagsterInstance,
+    Definitions,
+    JobDefinition,
+    OpExecutionContext,
+    job,
+    op,
+)
+from pydantic import Field
+
+from seg_pipeline.assets_common import WAREHOUSE_POOL
+from seg_pipeline.ops.schedules import WAREHOUSE_RUN_TAG
+from seg_pipeline.privacy.erasure import erase_customers, keyed_hashes
+from seg_pipeline.resources import Warehouse
+
+ERASURE_JOB_NAME = "erasure"
+
+
+class ErasureRequest(Config):
+    """Who to erase: any mix of keyed hashes (preferred) and ids."""
+
+    customer_keys: list[str] = Field(
+        default_factory=list,
+        description="keyed hashes of customer ids (customer_key in the exports)",
+    )
+    email_hashes: list[str] = Field(
+        default_factory=list,
+        description="keyed hashes of e-mail addresses (trimmed, lower case); seg-erase "
+        "--email computes them",
+    )
+    customer_ids: list[str] = Field(
+        default_factory=list,
+        description="customer ids; they stay in the run history, prefer customer_keys",
+    )
+    request_id: str = Field(default="", description="the request's id (default: a new UUID)")
+
+
+def build_erasure_job(tables: Sequence[str]) -> JobDefinition:
+    """The job that erases the customers of one request from ``tables`` (the asset specs'
+    ``seg/tables``) and verifies it."""
+
+    @op(
+        name="erase_customers",
+        pool=WAREHOUSE_POOL,
+        description="Delete the customers' rows from every table the pipeline owns, record "
+        "tombstones and an audit row, verify that nothing identifies them any more.",
+    )
+    def _erase(context: OpExecutionContext, config: ErasureRequest, warehouse: Warehouse) -> None:
+        with warehouse.connection() as conn:
+            report = erase_customers(
+                conn,
+                tables,
+                customer_ids=config.customer_ids,
+                customer_keys=config.customer_keys,
+                email_hashes=config.email_hashes,
+                request_id=config.request_id or None,
+            )
+        context.log.info(
+            f"erasure {report.request_id}: {report.customers} customer(s), "
+            f"{report.rows_deleted} rows from {len(report.rows_by_table)} tables; verified"
+        )
+        context.add_output_metadata(
+            {
+                "request_id": report.request_id,
+                "customers": report.customers,
+                "rows_deleted": report.rows_deleted,
+                **{f"rows_deleted.{t}": n for t, n in sorted(report.rows_by_table.items())},
+            }
+        )
+
+    @job(
+        name=ERASURE_JOB_NAME,
+        tags=WAREHOUSE_RUN_TAG,
+        description="Erase customers on request (GDPR art. 17): every owned table, tombstones "
+        "for later loads, an audit row, verification. Config: customer_keys or email_hashes "
+        "(or customer_ids); the seg-erase command takes ids and addresses.",
+    )
+    def _job() -> None:
+        _erase()
+
+    return _job
+
+
+def main(argv: Sequence[str] | None = None, defs: Definitions | None = None) -> int:
+    """``seg-erase --customer-id C1 --email a@example.com``: run the erasure job in this
+    process, recorded in the Dagster instance (``DAGSTER_HOME``) like a run from the UI."""
+    parser = argparse.ArgumentParser(prog="seg-erase", description=__doc__.splitlines()[0])
+    parser.add_argument("--customer-id", action="append", default=[], dest="customer_ids")
+    parser.add_argument("--email", action="append", default=[], dest="emails")
+    parser.add_argument("--customer-key", action="append", default=[], dest="customer_keys")
+    parser.add_argument("--request-id", default="")
+    args = parser.parse_args(argv)
+    if not (args.customer_ids or args.emails or args.customer_keys):
+        parser.error("name at least one --customer-id, --email or --customer-key")
+    if defs is None:
+        from seg_pipeline.definitions import defs as loaded
+
+        defs = loaded
+    # resolved: the resource's key is an EnvVar until Dagster (or this) reads the environment
+    warehouse: Warehouse = defs.resources["warehouse"].process_config_and_initialize()
+    with warehouse.connection() as conn:
+        keys = keyed_hashes(conn, [c.strip() for c in args.customer_ids if c.strip()])
+        email_hashes = keyed_hashes(conn, [e.strip().lower() for e in args.emails if e.strip()])
+    config = ErasureRequest(
+        customer_keys=[*keys, *args.customer_keys],
+        email_hashes=email_hashes,
+        request_id=args.request_id,
+    )
+    result = defs.resolve_job_def(ERASURE_JOB_NAME).execute_in_process(
+        run_config={"ops": {"erase_customers": {"config": config.model_dump()}}},
+        instance=DagsterInstance.get(),
+        raise_on_error=False,
+    )
+    if not result.success:
+        print("erasure failed; see the run in the Dagster UI", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
