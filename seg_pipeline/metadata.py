@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import duckdb
 from dagster import ConfigurableResource, MetadataValue, TableColumn, TableSchema
 from pydantic import Field
 
+from seg_pipeline.names import path_under
 from seg_pipeline.resources import query_frame
 
 PERSONAL_COLUMNS = frozenset({"email", "phone", "first_name", "last_name", "birth_date"})
@@ -105,7 +105,8 @@ class PlotFolder(ConfigurableResource):
         inline image (``plot_<name>``) and its file path (``plot_<name>_file``)."""
         from seg_pipeline.segmentation import plots
 
-        path = plots.write_png(png, Path(self.plots_dir) / folder / f"{name}.png")
+        target = path_under(self.plots_dir, folder, f"{name}.png", what="plot file")
+        path = plots.write_png(png, target)
         meta[f"plot_{name}"] = MetadataValue.md(plots.png_markdown(png, alt))
         meta[f"plot_{name}_file"] = MetadataValue.path(str(path))
         return meta

@@ -25,6 +25,7 @@ from dagster import ConfigurableResource, get_dagster_logger
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from seg_pipeline.names import path_under, sql_identifier
 from seg_pipeline.ops.recovery import fail_dead_runs_from_this_run
 from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV, SQL_DIR
 from seg_pipeline.sources import Source
@@ -44,8 +45,9 @@ class WarehouseError(RuntimeError):
 
 
 def read_sql(name: str) -> str:
-    """The text of ``sql/<name>.sql`` (``name`` like ``staging/stg_orders``)."""
-    path = SQL_DIR / f"{name}.sql"
+    """The text of ``sql/<name>.sql`` (``name`` like ``staging/stg_orders``): only files of
+    ``sql/``."""
+    path = path_under(SQL_DIR, f"{name}.sql", what="SQL file")
     if not path.exists():
         raise WarehouseError(f"SQL file not found: {path}")
     return path.read_text(encoding="utf-8")
@@ -143,6 +145,11 @@ class Warehouse(DuckDBResource):
                         ) from exc
                     time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                     delay = min(delay * 2, 2.0)
+                except duckdb.Error as exc:  # a malformed setting: name it (no secret is one)
+                    raise WarehouseError(
+                        f"Cannot open the warehouse {self.database} with the DuckDB settings "
+                        f"{self.connection_config} (SEG_DUCKDB_*): {exc}"
+                    ) from exc
             try:
                 conn.execute("SET TimeZone = 'UTC'")
                 for schema in SCHEMAS:
@@ -214,13 +221,14 @@ def run_sql(
 
 def table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     """Column -> DuckDB type of ``table``, in table order."""
+    sql_identifier(table, "table")
     return {r[0]: str(r[1]) for r in conn.execute(f"DESCRIBE {table}").fetchall()}
 
 
 def drop_tables(conn: duckdb.DuckDBPyConnection, *tables: str) -> None:
     """Drop the (temporary) tables that exist among ``tables``."""
     for table in tables:
-        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"DROP TABLE IF EXISTS {sql_identifier(table, 'table')}")
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -265,8 +273,12 @@ def replace_window(
     statement (the caller's transaction rolls back). The rows stream from the query into the
     table after the window's old rows are deleted (no copy of the window is held on the side),
     so the query must not read the window of the table it replaces (earlier days it may).
-    Returns the number of rows written.
+    Returns the number of rows written. ``table`` and ``partition_column`` must be plain SQL
+    names (:func:`seg_pipeline.names.sql_identifier`): they are the only text put into the
+    statements besides ``select_sql``, a file of ``sql/`` or a registered frame.
     """
+    sql_identifier(table, "table")
+    sql_identifier(partition_column, f"{table}: partition column")
     probe = conn.execute(f"SELECT * FROM ({select_sql}) LIMIT 0", dict(params))
     incoming = [d[0] for d in probe.description]
     probe.fetchall()
@@ -305,7 +317,7 @@ def replace_window(
 @contextmanager
 def registered(conn: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[str]:
     """``frame`` visible to SQL as ``name`` for the duration of the block."""
-    conn.register(name, frame)
+    conn.register(sql_identifier(name, "registered frame"), frame)
     try:
         yield name
     finally:
@@ -330,4 +342,5 @@ class LandingZone(ConfigurableResource):
     landing_dir: str = Field(description="Root folder: <landing_dir>/<source>/<YYYY-MM-DD>.<ext>")
 
     def path_for(self, source: Source, day: date) -> Path:
+        """``<landing_dir>/<source>/<YYYY-MM-DD>.<ext>``, always inside ``landing_dir``."""
         return source.path_for(self.landing_dir, day)

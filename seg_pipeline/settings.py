@@ -24,16 +24,20 @@ without any set-up; each can be moved with an environment variable:
   never in the repository
 - ``DAGSTER_HOME``: the Dagster instance (the Makefile sets ``<repo>/.dagster_home``)
 
-Settings are read when definitions are built, never at import time.
+Settings are read when definitions are built, never at import time. A path holding a control
+character, a first partition that is not a ``YYYY-MM-DD`` day and a delivery folder inside the
+export folder (or around it) are refused naming the variable (``docs/security.md``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from seg_pipeline.names import check_export_folders, iso_day, setting_path
 from seg_pipeline.warehouse_lock import lock_timeout_from_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -41,10 +45,16 @@ SQL_DIR = REPO_ROOT / "sql"
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 
 PSEUDONYMISATION_KEY_ENV = "SEG_PSEUDONYMISATION_KEY"
+# Every environment variable holding a secret: read only inside the process that needs it
+# (never a Dagster config value, so never in run config, metadata, logs or the UI); the secrets
+# test materializes a day and greps the run's whole event log for each of them.
+SECRET_SETTINGS: tuple[str, ...] = (PSEUDONYMISATION_KEY_ENV,)
 DEFAULT_PARTITIONS_START = "2025-01-01"
 # make bench-day (1M customers, 10M web events, 2 cores): no limit 189 s and a 4.4 GB peak of the
 # process tree; 3GB 166 s and 3.6 GB; 2GB slower (242 s) as window sorts spill.
 DEFAULT_DUCKDB_MEMORY_LIMIT = "3GB"
+# What DuckDB's memory_limit accepts: a number and a unit (or a share of the machine's memory).
+_MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?\s*([KMGT]i?B|B|%)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -69,23 +79,25 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read settings from ``environ`` (default: the process environment)."""
         env = os.environ if environ is None else environ
-        data_dir = Path(env.get("SEG_DATA_DIR") or REPO_ROOT / "data")
+        data_dir = setting_path(env, "SEG_DATA_DIR", REPO_ROOT / "data")
+        export_dir = setting_path(env, "SEG_EXPORT_DIR", data_dir / "exports")
+        delivery_dir = setting_path(env, "SEG_DELIVERY_DIR", None)
+        check_export_folders(export_dir, delivery_dir)
+        start = env.get("SEG_PARTITIONS_START") or DEFAULT_PARTITIONS_START
         return cls(
             data_dir=data_dir,
-            landing_dir=Path(env.get("SEG_LANDING_DIR") or data_dir / "landing"),
-            truth_dir=Path(env.get("SEG_TRUTH_DIR") or data_dir / "truth"),
-            warehouse_path=Path(env.get("SEG_WAREHOUSE") or data_dir / "warehouse.duckdb"),
-            partitions_start=env.get("SEG_PARTITIONS_START") or DEFAULT_PARTITIONS_START,
-            model_dir=Path(env.get("SEG_MODEL_DIR") or data_dir / "models"),
+            landing_dir=setting_path(env, "SEG_LANDING_DIR", data_dir / "landing"),
+            truth_dir=setting_path(env, "SEG_TRUTH_DIR", data_dir / "truth"),
+            warehouse_path=setting_path(env, "SEG_WAREHOUSE", data_dir / "warehouse.duckdb"),
+            partitions_start=iso_day(start, "SEG_PARTITIONS_START").isoformat(),
+            model_dir=setting_path(env, "SEG_MODEL_DIR", data_dir / "models"),
             warehouse_lock_timeout_seconds=lock_timeout_from_env(env),
-            duckdb_memory_limit=env.get("SEG_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT,
+            duckdb_memory_limit=_memory_limit(env),
             duckdb_threads=_positive_int(env, "SEG_DUCKDB_THREADS"),
-            duckdb_temp_dir=Path(env["SEG_DUCKDB_TEMP_DIR"])
-            if env.get("SEG_DUCKDB_TEMP_DIR")
-            else None,
-            playbook_path=Path(env.get("SEG_PLAYBOOK") or REPO_ROOT / "playbook.yaml"),
-            export_dir=Path(env.get("SEG_EXPORT_DIR") or data_dir / "exports"),
-            delivery_dir=Path(env["SEG_DELIVERY_DIR"]) if env.get("SEG_DELIVERY_DIR") else None,
+            duckdb_temp_dir=setting_path(env, "SEG_DUCKDB_TEMP_DIR", None),
+            playbook_path=setting_path(env, "SEG_PLAYBOOK", REPO_ROOT / "playbook.yaml"),
+            export_dir=export_dir,
+            delivery_dir=delivery_dir,
         )
 
     def duckdb_config(self) -> dict[str, str | int]:
@@ -96,6 +108,15 @@ class Settings:
             "temp_directory": str(self.duckdb_temp_dir) if self.duckdb_temp_dir else None,
         }
         return {name: value for name, value in tuning.items() if value is not None}
+
+
+def _memory_limit(env: Mapping[str, str]) -> str:
+    value = (env.get("SEG_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT).strip()
+    if not _MEMORY.fullmatch(value):
+        raise ValueError(
+            f"SEG_DUCKDB_MEMORY_LIMIT must be an amount such as 3GB, 512MiB or 80%, not {value!r}"
+        )
+    return value
 
 
 def _positive_int(env: Mapping[str, str], name: str) -> int | None:

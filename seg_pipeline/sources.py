@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from seg_pipeline.names import path_under, plain_name, sql_identifier
+
 # The day a file was delivered (its partition): raw tables call it _partition_date, staging
 # tables and everything after arrival_date.
 RAW_PARTITION_COLUMN = "_partition_date"
@@ -29,6 +31,14 @@ class Source:
     key: tuple[str, ...]
     event_time: str | None = None  # when a row happened; None for snapshot-like exports
 
+    def __post_init__(self) -> None:
+        # The name reaches landing paths and table names, the columns the raw tables' DDL.
+        plain_name(self.name, "source name")
+        if self.file_format not in ("csv", "jsonl", "parquet"):
+            raise ValueError(f"source {self.name}: unknown file format {self.file_format!r}")
+        for column in (*self.columns, *self.key, *filter(None, [self.event_time])):
+            sql_identifier(column, f"source {self.name}: column")
+
     @property
     def extension(self) -> str:
         return self.file_format
@@ -44,8 +54,12 @@ class Source:
         return f"stg_{self.name}"
 
     def path_for(self, landing_dir: Path | str, day: date) -> Path:
-        """Where the file for ``day`` lands."""
-        return Path(landing_dir) / self.name / f"{day.isoformat()}.{self.extension}"
+        """Where the file for ``day`` lands (always inside ``landing_dir``)."""
+        name = f"{date.isoformat(day)}.{self.extension}"
+        # Read only: a source folder may be a link to another disk.
+        return path_under(
+            landing_dir, self.name, name, what=f"{self.name} landing file", follow_links=False
+        )
 
 
 CRM_CUSTOMERS = Source(

@@ -10,8 +10,10 @@ for customers whose consent holds that day: the one place personal data leaves t
 
 A day's folder is written beside the old one and swapped in by renames; a failed run leaves the
 previous files (or none), a re-run replaces the day. CSV cells that a spreadsheet would run as
-a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return, unless the cell is
-a plain number such as a phone in international form) are prefixed with ``'``.
+a formula are prefixed with ``'`` (see :func:`neutralise_csv_cells`); other text, ``<script>``
+included, is data and written as it is (exports are not HTML). Parquet keeps every value
+verbatim: its readers do not evaluate cells. Every file is written inside its configured
+folder (``seg_pipeline.names.path_under``).
 """
 
 from __future__ import annotations
@@ -33,10 +35,15 @@ from pydantic import Field
 
 from seg_pipeline.activation.audiences import campaign_instance_id
 from seg_pipeline.activation.playbook import Playbook, PlaybookFile
+from seg_pipeline.names import check_export_folders, path_under
 from seg_pipeline.resources import query_frame, read_sql
 
 T = TypeVar("T")
-FORMULA_START = r"^[=+\-@\t\r]"
+# OWASP's CSV-injection list (=, +, -, @, tab, carriage return) plus ASVS 1.2.10's NUL, a
+# line feed, the full-width forms of the four signs (some spreadsheet locales read them as the
+# ASCII ones) and any of the signs after leading spaces or control characters (some importers
+# trim them before evaluating).
+FORMULA_START = "^[\x00-\x20]*[=+\\-@\uff1d\uff0b\uff0d\uff20]|^[\x00\t\r\n]"
 # A cell that is a plain number (a phone in international form, a negative amount) cannot run
 # anything; prefixing it would corrupt the value the delivery tool reads.
 PLAIN_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?$"
@@ -63,8 +70,10 @@ class ExportFolders(ConfigurableResource):
 
 
 def neutralise_csv_cells(frame: pl.DataFrame) -> pl.DataFrame:
-    """String cells that a spreadsheet would evaluate as a formula (starting with ``=``,
-    ``+``, ``-``, ``@``, tab or carriage return, and not a plain number) get a leading ``'``."""
+    """String cells that a spreadsheet would evaluate as a formula get a leading ``'``: cells
+    starting with ``=``, ``+``, ``-``, ``@`` (or their full-width forms), possibly after
+    spaces or control characters, or with a tab, carriage return, line feed or NUL, unless
+    the cell is a plain number (``PLAIN_NUMBER``)."""
     strings = [c for c, t in frame.schema.items() if t == pl.String]
     return frame.with_columns(
         pl.when(pl.col(c).str.contains(FORMULA_START) & ~pl.col(c).str.contains(PLAIN_NUMBER))
@@ -120,7 +129,7 @@ def _write_day(
     files = []
     for campaign_id, frame in frames.items():
         for fmt in formats:
-            path = folder / f"{campaign_id}.{fmt}"
+            path = path_under(folder, f"{campaign_id}.{fmt}", what="export file")
             if fmt == "csv":
                 neutralise_csv_cells(frame).write_csv(path)
             else:
@@ -165,6 +174,7 @@ def export_day(
         "playbook": Path(playbook.path).name,
         "model_versions": versions.row(0, named=True) if versions.height else {},
     }
+    check_export_folders(folders.export_dir, folders.delivery_dir)
     exports = [("audience", folders.export_dir, "activation/export_rows", ("csv", "parquet"))]
     if folders.delivery_dir:
         exports.append(("delivery", folders.delivery_dir, "activation/delivery_rows", ("csv",)))
@@ -172,7 +182,7 @@ def export_day(
     for kind, root, sql, formats in exports:
         found = query_frame(conn, read_sql(sql), {"as_of_date": day})
         frames = {i: found.filter(pl.col("campaign_id") == i) for i in ids}
-        target = Path(root) / day.isoformat()
+        target = path_under(root, date.isoformat(day), what=f"{kind} export folder")
         written = replace_folder(
             target,
             partial(

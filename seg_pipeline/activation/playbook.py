@@ -60,7 +60,8 @@ _CONDITION = re.compile(
     r"^\s*(?P<field>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op><=|>=|!=|<|>|=)\s*"
     r"(?P<value>[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*$"
 )
-_CAMPAIGN_ID = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+# Whole-string match (fullmatch): the id names export files, so "a\n" or "../x" must fail.
+_CAMPAIGN_ID = re.compile(r"[a-z][a-z0-9_]{0,47}")
 _LINE = "__line__"
 CAMPAIGN_KEYS = {
     "id",
@@ -212,7 +213,7 @@ def _campaign(
     if unknown:
         errors.append(f"{where}: unknown keys {sorted(unknown)} (known: {sorted(CAMPAIGN_KEYS)})")
     cid = entry.get("id")
-    if not isinstance(cid, str) or not _CAMPAIGN_ID.match(cid):
+    if not isinstance(cid, str) or not _CAMPAIGN_ID.fullmatch(cid):
         errors.append(
             f"{where}: id {cid!r} must be lower-case letters, digits and underscores, "
             "starting with a letter (at most 48)"
@@ -284,7 +285,7 @@ def _campaign(
 
 
 def _condition(text: Any, where: str, cid: str, errors: list[str]) -> Condition | None:
-    match = _CONDITION.match(text) if isinstance(text, str) else None
+    match = _CONDITION.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         errors.append(
             f"{where}: campaign '{cid}': malformed condition {text!r} (expected "

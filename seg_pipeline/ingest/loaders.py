@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import csv
 import json
+import mmap
+import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import date
@@ -65,6 +68,16 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 # A JSON-lines file's keys are read from about this many evenly spread lines (every line of a
 # smaller file): asking every line of a 10M-line day costs a second full JSON parse.
 KEY_SAMPLE_LINES = 100_000
+# JSON nesting deeper than this is quarantined (json_too_deep): a contract row is one flat
+# object, and a parser that recurses could run out of stack on 100,000 nested arrays.
+MAX_JSON_DEPTH = 64
+# How much of a line longer than MAX_LINE_BYTES is kept in the quarantine (its first bytes);
+# the file keeps the whole line.
+LONG_LINE_HEAD_BYTES = 1000
+# How much of such a line is read to find the column that makes it too long.
+LONG_LINE_PROBE_BYTES = 64 * 1024
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}:]')
+_JSON_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
 
 
 class LandingFileError(ValueError):
@@ -181,9 +194,18 @@ def _append_rows(
     result.rows_loaded = int(row[0]) if row else 0
 
 
-def _quarantine_rejects(conn: duckdb.DuckDBPyConnection, name: str, result: LoadResult) -> None:
-    """Quarantine the unreadable lines that ``sql/ingest/<name>.sql`` lists in _load_rejects."""
-    _run(conn, name, result)
+def _quarantine_rejects(
+    conn: duckdb.DuckDBPyConnection,
+    name: str,
+    result: LoadResult,
+    drop_lines: bool = False,
+    **extra: object,
+) -> None:
+    """Quarantine the unreadable lines that ``sql/ingest/<name>.sql`` lists in _load_rejects
+    (and, with ``drop_lines``, remove them from _lines)."""
+    _run(conn, name, result, **extra)
+    if drop_lines:
+        _run(conn, "drop_rejected_lines", result)
     withhold = has_personal_columns(SOURCES_BY_NAME[result.source])
     row = _run(conn, "quarantine_load_rejects", result, withhold_raw_line=withhold).fetchone()
     result.rows_rejected += int(row[0]) if row else 0
@@ -268,10 +290,121 @@ def _read_lines(
     ``json_lines``); lines that are not valid UTF-8 are quarantined."""
     _run(conn, "is_json_object", result)
     _run(conn, "read_lines", result, path=str(path), json_lines=json_lines)
+    long_lines = find_long_lines(path, MAX_LINE_BYTES, "jsonl" if json_lines else "csv")
+    if long_lines:
+        _run(conn, "long_line_rejects", result, long_lines=long_lines)
     _run(conn, "renumber_lines", result)
     result.last_line = int(_run(conn, "last_line", result).fetchone()[0])
     _quarantine_rejects(conn, "encoding_rejects", result)
     drop_tables(conn, "_line_rejects", "_line_rejects_scan")
+    if json_lines:
+        _quarantine_deep_json(conn, result)
+
+
+def find_long_lines(path: Path, max_bytes: int, file_format: str) -> list[dict[str, object]]:
+    """The lines of ``path`` longer than ``max_bytes`` (without the newline): line number,
+    bytes, the column that makes it long where its first bytes show one, and those bytes.
+
+    DuckDB's parallel reader drops a line longer than its buffer without listing it as a
+    reject, so the file is checked here too. A line longer than ``max_bytes`` leaves a window of
+    ``max_bytes`` without a newline, so the scan looks for the first and last newline of each
+    such window of a memory map: a few pages per window are read, not the file (unless it holds
+    long lines). A carriage return before the newline counts as part of the line here, so a
+    line one byte over the limit is left to the reader (which lists those itself).
+    """
+    size = path.stat().st_size
+    if size <= max_bytes:
+        return []
+    spans: list[tuple[int, int]] = []  # (first byte, bytes)
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        last_newline, start = -1, 0
+        while start < size:
+            end = min(start + max_bytes, size)
+            first = view.find(b"\n", start, end)
+            if first != -1:
+                if first - last_newline - 1 > max_bytes + 1:
+                    spans.append((last_newline + 1, first - last_newline - 1))
+                last_newline = view.rfind(b"\n", first, end)
+            start = end
+        if size - last_newline - 1 > max_bytes + 1:
+            spans.append((last_newline + 1, size - last_newline - 1))
+    if not spans:
+        return []
+    header = _csv_header(path) if file_format == "csv" else []
+    found, line_number, counted = [], 1, 0
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for first_byte, length in spans:
+            while counted < first_byte:  # newlines before the line, read in blocks
+                block = os.pread(fd, min(1 << 24, first_byte - counted), counted)
+                line_number += block.count(b"\n")
+                counted += len(block)
+            probe = os.pread(fd, LONG_LINE_PROBE_BYTES, first_byte)
+            text = probe.decode("utf-8", errors="replace")
+            found.append(
+                {
+                    "line_number": line_number,
+                    "bytes": length,
+                    "column_name": _open_column(text, file_format, header),
+                    "head": probe[:LONG_LINE_HEAD_BYTES].decode("utf-8", errors="replace")
+                    + f" ... ({length} bytes in all; the rest is in the file)",
+                }
+            )
+    finally:
+        os.close(fd)
+    return found
+
+
+def _open_column(text: str, file_format: str, header: list[str]) -> str | None:
+    """The column still open at the end of ``text``, the first bytes of a long line: the last
+    key of a JSON line, the field a CSV line has reached (None when it cannot be told)."""
+    if file_format == "csv":
+        fields = next(csv.reader([text]), [])
+        return header[len(fields) - 1] if 0 < len(fields) <= len(header) else None
+    keys = _JSON_KEY.findall(text)
+    return keys[-1] if keys else None
+
+
+def json_nesting_too_deep(line: str, max_depth: int) -> tuple[bool, str | None]:
+    """Whether the JSON text ``line`` nests arrays and objects more than ``max_depth`` levels
+    deep (brackets inside strings do not count), and the top-level key where it does.
+    Stops at the first level too deep, so a hostile line costs no more than that."""
+    depth, key, last_string = 0, None, None
+    for token in _JSON_TOKEN.finditer(line):
+        text = token.group()
+        if text in ("[", "{"):
+            depth += 1
+            if depth > max_depth:
+                return True, key
+        elif text in ("]", "}"):
+            depth -= 1
+        elif text == ":":
+            if depth == 1 and last_string is not None:
+                key = last_string[1:-1]
+        else:
+            last_string = text
+    return False, None
+
+
+def _quarantine_deep_json(conn: duckdb.DuckDBPyConnection, result: LoadResult) -> None:
+    """Quarantine the JSON lines nesting deeper than MAX_JSON_DEPTH (json_too_deep) and take
+    them out of _lines; only lines with a bracket or a second brace are measured."""
+    deep = []
+    cursor = _run(conn, "json_nesting_candidates", result)
+    while batch := cursor.fetchmany(1000):
+        for line_number, line in batch:
+            too_deep, column = json_nesting_too_deep(line, MAX_JSON_DEPTH)
+            if too_deep:
+                deep.append({"line_number": line_number, "column_name": column})
+    if deep:
+        _quarantine_rejects(
+            conn,
+            "json_depth_rejects",
+            result,
+            drop_lines=True,
+            deep_lines=deep,
+            max_json_depth=MAX_JSON_DEPTH,
+        )
 
 
 def _load_csv(

@@ -33,6 +33,7 @@ import duckdb
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from seg_pipeline.names import path_under
 from seg_pipeline.resources import query_frame, read_sql
 
 ARTIFACT_FORMAT = "skops"
@@ -152,7 +153,7 @@ class ModelStore(ConfigurableResource):
         data = skops.io.dumps(model.to_state())
         digest = hashlib.sha256(data).hexdigest()
         relative = f"{model.kind}/{model_version}-{digest[:16]}.{ARTIFACT_FORMAT}"
-        path = Path(self.model_dir) / relative
+        path = path_under(self.model_dir, relative, what="model artifact")
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
@@ -218,7 +219,7 @@ class ModelStore(ConfigurableResource):
                 f"model version {model_version!r} is a {found.kind!r} model, "
                 f"not {model_class.kind!r}"
             )
-        path = Path(self.model_dir) / found.artifact_path
+        path = path_under(self.model_dir, found.artifact_path, what="model artifact")
         if not path.exists():
             raise ModelStoreError(f"model version {model_version!r}: artifact missing: {path}")
         try:

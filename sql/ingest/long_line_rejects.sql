@@ -1,0 +1,14 @@
+-- Lines longer than $max_line_bytes that read_lines.sql left out without a trace (DuckDB's
+-- parallel CSV reader drops a line longer than its buffer silently), found by the loader's own
+-- scan of the file ($long_lines: line number, bytes, detected column, first bytes): listed in
+-- _line_rejects like the reader's own rejects, unless the reader listed them itself.
+insert into _line_rejects (line, column_name, error_type, error_message, csv_line)
+select
+    long_line.line_number as line,
+    long_line.column_name,
+    'LINE SIZE OVER MAXIMUM' as error_type,
+    'line is ' || long_line.bytes || ' bytes, more than the limit of ' || $max_line_bytes
+    || coalesce(', in column ' || long_line.column_name, '') as error_message,
+    long_line.head as csv_line
+from (select unnest($long_lines, recursive := true)) as long_line
+where long_line.line_number not in (select line from _line_rejects where line is not null)
