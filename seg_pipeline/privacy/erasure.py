@@ -41,6 +41,7 @@ import duckdb
 import polars as pl
 
 from seg_pipeline.assets_common import TABLES_METADATA_KEY
+from seg_pipeline.names import sql_identifier
 from seg_pipeline.resources import (
     query_frame,
     read_sql,
@@ -64,7 +65,6 @@ IDENTIFIER_COLUMNS: dict[str, str] = {
 # Columns holding a delivered record as text: rows that mention an identifier go.
 RECORD_COLUMNS: tuple[str, ...] = ("raw_record",)
 LEDGER_TABLES: tuple[str, ...] = ("erased_customers", "erasure_requests")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 # Types whose values cannot hold an identifier (the rest is searched as text).
 _NOT_TEXT = re.compile(
     r"^(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|U\w*INT|FLOAT|DOUBLE|DECIMAL.*|DATE|"
@@ -97,20 +97,15 @@ def owned_tables(specs: Iterable[Any]) -> list[str]:
     for spec in specs:
         for name in str(spec.metadata.get(TABLES_METADATA_KEY, "")).split(","):
             if name.strip():
-                seen.setdefault(_checked_name(name.strip()), None)
+                seen.setdefault(sql_identifier(name.strip(), TABLES_METADATA_KEY), None)
     return list(seen)
 
 
-def _checked_name(name: str) -> str:
-    """``name`` if it is a plain (optionally schema-qualified) SQL identifier; the erasure
-    builds statements from table and column names, never from request values."""
-    if not _IDENTIFIER.match(name):
-        raise ErasureError(f"not a table or column name: {name!r}")
-    return name
-
-
 def _quoted(name: str) -> str:
-    return ".".join(f'"{part}"' for part in _checked_name(name).split("."))
+    """A table (``schema.table``) or column name from the catalogue or the asset specs, quoted
+    (an embedded quote doubled): the erasure builds statements from names, never from the
+    values of a request, which are always bound."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
 
 
 def keyed_hashes(conn: duckdb.DuckDBPyConnection, values: Sequence[str]) -> list[str]:
