@@ -36,8 +36,6 @@ from seg_pipeline.warehouse_lock import (
     hold_warehouse,
 )
 
-SCHEMAS = ("restricted",)
-
 
 class WarehouseError(RuntimeError):
     """A warehouse operation could not be done; the message says what and where."""
@@ -145,8 +143,6 @@ class Warehouse(DuckDBResource):
                     delay = min(delay * 2, 2.0)
             try:
                 conn.execute("SET TimeZone = 'UTC'")
-                for schema in SCHEMAS:
-                    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
                 self._register_functions(conn)
                 run_sql(conn, "ingest/utc_timestamp")
                 yield conn
