@@ -7,6 +7,10 @@ UV_VERSION := 0.13.9
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export SEG_DATA_DIR ?= $(CURDIR)/data
 KEY_FILE := $(SEG_DATA_DIR)/.pseudonymisation_key
+# The vault's key-encryption key (docs/privacy.md): random, kept out of git and out of every
+# database; `make` passes it as SEG_VAULT_KEY.
+VAULT_KEY_FILE := $(SEG_DATA_DIR)/.vault_key
+KEYS := SEG_PSEUDONYMISATION_KEY=$$(cat $(KEY_FILE)) SEG_VAULT_KEY=$$(cat $(VAULT_KEY_FILE))
 DEMO_CUSTOMERS ?= 5000
 DEMO_DAYS ?= 30
 # Last day of the demo (YYYY-MM-DD; default yesterday): the same seed and dates give the same output.
@@ -35,13 +39,14 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
-# A random key for the keyed hash of personal data, created once and kept out of git.
-$(KEY_FILE):
+# Random keys, each created once and kept out of git: the keyed hash's of personal data, and the
+# vault's key-encryption key (32 random bytes as hex).
+$(KEY_FILE) $(VAULT_KEY_FILE):
 	mkdir -p $(SEG_DATA_DIR)
 	umask 077; $(PYTHON) -c "import secrets; print(secrets.token_hex(32))" > $@
 
-demo: setup $(KEY_FILE)
-	SEG_PSEUDONYMISATION_KEY=$$(cat $(KEY_FILE)) $(BIN)/python -m seg_pipeline.demo \
+demo: setup $(KEY_FILE) $(VAULT_KEY_FILE)
+	$(KEYS) $(BIN)/python -m seg_pipeline.demo \
 		--days $(DEMO_DAYS) --customers $(DEMO_CUSTOMERS) $(if $(DEMO_END),--end $(DEMO_END))
 
 # The closed loop (docs/activation.md): history as one backfill, then SIM_DAYS days one by one
@@ -52,9 +57,9 @@ demo: setup $(KEY_FILE)
 SIM_CUSTOMERS ?= 2000
 SIM_HISTORY_DAYS ?= 42
 SIM_DAYS ?= 21
-simulate: setup $(KEY_FILE)
+simulate: setup $(KEY_FILE) $(VAULT_KEY_FILE)
 	SEG_DATA_DIR=$(SEG_DATA_DIR)/simulation SEG_PLAYBOOK=$(CURDIR)/playbooks/simulation.yaml \
-		SEG_PSEUDONYMISATION_KEY=$$(cat $(KEY_FILE)) \
+		$(KEYS) \
 		$(BIN)/python -m seg_pipeline.simulate --customers $(SIM_CUSTOMERS) \
 		--history-days $(SIM_HISTORY_DAYS) --days $(SIM_DAYS) --fresh
 
@@ -71,8 +76,8 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/sqlfluff fix sql
 
-ui: setup $(KEY_FILE)
-	SEG_PSEUDONYMISATION_KEY=$$(cat $(KEY_FILE)) $(BIN)/dagster dev -w workspace.yaml \
+ui: setup $(KEY_FILE) $(VAULT_KEY_FILE)
+	$(KEYS) $(BIN)/dagster dev -w workspace.yaml \
 		-p $(UI_PORT)
 
 # One day at 100,000 customers / 1,000,000 web events: load + staging, then the quality checks.

@@ -34,7 +34,7 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from benchmarks.common import run_child
+from benchmarks.common import bench_vault_key, run_child
 from seg_pipeline.settings import REPO_ROOT
 
 DAY1 = date(2026, 1, 1)
@@ -56,6 +56,7 @@ def _env(data_dir: Path, warehouse: Path, home: Path) -> dict[str, str]:
         "SEG_MODEL_DIR": str(data_dir / "models"),
         "SEG_PARTITIONS_START": DAY1.isoformat(),
         "SEG_PSEUDONYMISATION_KEY": os.environ.get("SEG_PSEUDONYMISATION_KEY", KEY),
+        "SEG_VAULT_KEY": bench_vault_key(),
     }
 
 

@@ -19,7 +19,7 @@ import warnings
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from benchmarks.common import run_child
+from benchmarks.common import bench_vault_key, run_child
 from seg_pipeline.sources import SOURCES
 from seg_pipeline.staging.assets import MODELS
 
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             "SEG_DATA_DIR": tmp,
             "SEG_PARTITIONS_START": DAY.isoformat(),
             "SEG_PSEUDONYMISATION_KEY": os.environ.get("SEG_PSEUDONYMISATION_KEY", "bench-key"),
+            "SEG_VAULT_KEY": bench_vault_key(),
         }
         steps = ["generate", *(f"raw_{s.name}" for s in SOURCES), *(m.name for m in MODELS)]
         rows = [_measure(step, args.customers, args.web_events, env) for step in steps]

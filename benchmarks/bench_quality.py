@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.bench_ingest import DAY, run_load_step
-from benchmarks.common import run_child
+from benchmarks.common import bench_vault_key, run_child
 from seg_pipeline.quality.suites import QUALITY_TABLES
 from seg_pipeline.sources import SOURCES
 
@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             "SEG_DATA_DIR": str(data_dir),
             "SEG_PARTITIONS_START": DAY.isoformat(),
             "SEG_PSEUDONYMISATION_KEY": os.environ.get("SEG_PSEUDONYMISATION_KEY", KEY),
+            "SEG_VAULT_KEY": bench_vault_key(),
         }
         load_at = _load_machine()
         if args.reuse:

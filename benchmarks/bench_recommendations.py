@@ -29,6 +29,8 @@ import warnings
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from benchmarks.common import bench_vault_key
+
 RESULTS = Path(__file__).parent / "results" / "recommendations.jsonl"
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "bench_recommendations"
 START = date(2026, 1, 1)
@@ -39,7 +41,6 @@ ASSETS = [
     "raw_reviews",
     "raw_campaign_sends",
     "stg_crm_customers",
-    "customer_pii",
     "stg_orders",
     "stg_web_events",
     "stg_reviews",
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*currently in (beta|preview).*")
     os.environ.setdefault("SEG_PSEUDONYMISATION_KEY", "bench-key-not-a-secret")
+    os.environ.setdefault("SEG_VAULT_KEY", bench_vault_key())
 
     from seg_pipeline.activation.recommendations import (
         RECOMMENDATIONS_TABLE,

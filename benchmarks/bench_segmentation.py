@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmarks.common import run_child
+from benchmarks.common import bench_vault_key, run_child
 
 if TYPE_CHECKING:
     from seg_pipeline.settings import Settings
@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force-refit", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     os.environ.setdefault("SEG_PSEUDONYMISATION_KEY", "bench-key")  # the warehouse needs one
+    os.environ.setdefault("SEG_VAULT_KEY", bench_vault_key())
     if args.child == "build":
         _build_child(args.data_dir, args.db, args.customers)
         return 0

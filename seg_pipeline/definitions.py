@@ -22,12 +22,13 @@ from seg_pipeline.partitions import daily_partitions
 from seg_pipeline.predictive.assets import build_predictive_assets
 from seg_pipeline.privacy.erasure import owned_tables
 from seg_pipeline.privacy.jobs import build_erasure_job
+from seg_pipeline.privacy.vault import Vault
 from seg_pipeline.quality.checks import build_quality_checks
 from seg_pipeline.quality.quarantine import QualityPolicy
 from seg_pipeline.resources import LandingZone, Warehouse
 from seg_pipeline.segmentation.assets import build_segmentation_assets
 from seg_pipeline.segmentation.config import SegmentationConfig
-from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV, Settings
+from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV, VAULT_KEY_ENV, Settings
 from seg_pipeline.staging.assets import build_staging_assets
 
 
@@ -73,6 +74,7 @@ def build_definitions(
                 lock_timeout_seconds=settings.warehouse_lock_timeout_seconds,
                 connection_config=settings.duckdb_config(),
             ),
+            "vault": Vault(path=str(settings.vault_file), key_encryption_key=EnvVar(VAULT_KEY_ENV)),
             "landing": LandingZone(landing_dir=str(settings.landing_dir)),
             "quality": QualityPolicy(),
             "models": ModelStore(model_dir=str(settings.model_dir)),

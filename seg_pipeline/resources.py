@@ -37,8 +37,6 @@ from seg_pipeline.warehouse_lock import (
     hold_warehouse,
 )
 
-SCHEMAS = ("restricted",)
-
 
 class WarehouseError(RuntimeError):
     """A warehouse operation could not be done; the message says what and where."""
@@ -152,8 +150,6 @@ class Warehouse(DuckDBResource):
                     ) from exc
             try:
                 conn.execute("SET TimeZone = 'UTC'")
-                for schema in SCHEMAS:
-                    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
                 self._register_functions(conn)
                 run_sql(conn, "ingest/utc_timestamp")
                 yield conn

@@ -22,6 +22,11 @@ without any set-up; each can be moved with an environment variable:
   customers; off unless set (the only place personal data leaves the warehouse)
 - ``SEG_PSEUDONYMISATION_KEY``: secret key of the keyed hash of personal data; required to run,
   never in the repository
+- ``SEG_VAULT``: the vault, the one DuckDB file with clear personal values, encrypted per
+  customer (``vault/vault.duckdb`` beside the warehouse; its key store ``vault.keys.duckdb``
+  beside it)
+- ``SEG_VAULT_KEY``: the key-encryption key of the vault's data keys (32 bytes, hex or base64);
+  required to load the CRM and to export contacts, never in the repository or a database
 - ``DAGSTER_HOME``: the Dagster instance (the Makefile sets ``<repo>/.dagster_home``)
 
 Settings are read when definitions are built, never at import time. A path holding a control
@@ -45,10 +50,11 @@ SQL_DIR = REPO_ROOT / "sql"
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 
 PSEUDONYMISATION_KEY_ENV = "SEG_PSEUDONYMISATION_KEY"
+VAULT_KEY_ENV = "SEG_VAULT_KEY"
 # Every environment variable holding a secret: read only inside the process that needs it
 # (never a Dagster config value, so never in run config, metadata, logs or the UI); the secrets
 # test materializes a day and greps the run's whole event log for each of them.
-SECRET_SETTINGS: tuple[str, ...] = (PSEUDONYMISATION_KEY_ENV,)
+SECRET_SETTINGS: tuple[str, ...] = (PSEUDONYMISATION_KEY_ENV, VAULT_KEY_ENV)
 DEFAULT_PARTITIONS_START = "2025-01-01"
 # make bench-day (1M customers, 10M web events, 2 cores): no limit 189 s and a 4.4 GB peak of the
 # process tree; 3GB 166 s and 3.6 GB; 2GB slower (242 s) as window sorts spill.
@@ -74,6 +80,7 @@ class Settings:
     playbook_path: Path = REPO_ROOT / "playbook.yaml"
     export_dir: Path | None = None
     delivery_dir: Path | None = None
+    vault_path: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -98,7 +105,14 @@ class Settings:
             playbook_path=setting_path(env, "SEG_PLAYBOOK", REPO_ROOT / "playbook.yaml"),
             export_dir=export_dir,
             delivery_dir=delivery_dir,
+            vault_path=setting_path(env, "SEG_VAULT", None),
         )
+
+    @property
+    def vault_file(self) -> Path:
+        """The vault's DuckDB file: ``SEG_VAULT``, by default ``vault/vault.duckdb`` beside the
+        warehouse (``<data dir>/vault/vault.duckdb``), so a warehouse and its vault go together."""
+        return self.vault_path or self.warehouse_path.parent / "vault" / "vault.duckdb"
 
     def duckdb_config(self) -> dict[str, str | int]:
         """The DuckDB settings every warehouse connection opens with (only those set)."""

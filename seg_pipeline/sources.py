@@ -30,6 +30,11 @@ class Source:
     description: str
     key: tuple[str, ...]
     event_time: str | None = None  # when a row happened; None for snapshot-like exports
+    # Columns with clear personal values: sealed into the vault at load, never in the warehouse,
+    # whose raw table holds `pseudonyms` (keyed hashes and non-identifying derived values) in
+    # their place.
+    personal: tuple[str, ...] = ()
+    pseudonyms: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # The name reaches landing paths and table names, the columns the raw tables' DDL.
@@ -42,6 +47,17 @@ class Source:
     @property
     def extension(self) -> str:
         return self.file_format
+
+    @property
+    def raw_columns(self) -> tuple[str, ...]:
+        """The columns of ``raw_<name>``: the file contract's, with the personal ones replaced
+        by their pseudonyms where the first of them stood."""
+        if not self.personal:
+            return self.columns
+        first = min(self.columns.index(c) for c in self.personal)
+        kept = [c for c in self.columns if c not in self.personal]
+        before = sum(1 for c in self.columns[:first] if c not in self.personal)
+        return (*kept[:before], *self.pseudonyms, *kept[before:])
 
     @property
     def raw_table(self) -> str:
@@ -85,6 +101,8 @@ CRM_CUSTOMERS = Source(
         "applied)."
     ),
     key=("customer_id", "updated_at"),
+    personal=("email", "phone", "first_name", "last_name", "birth_date"),
+    pseudonyms=("email_hash", "phone_hash", "name_hash", "is_email_valid", "birth_year"),
 )
 
 ORDERS = Source(

@@ -27,17 +27,29 @@ from filelock import FileLock
 from seg_pipeline.definitions import build_definitions
 from seg_pipeline.generator import GenerationSummary, GeneratorConfig, generate
 from seg_pipeline.ops.runs import run_daily_range
+from seg_pipeline.privacy.vault import Vault
 from seg_pipeline.resources import Warehouse
-from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV, Settings
+from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV, VAULT_KEY_ENV, Settings
 
 MONTH_START = date(2026, 1, 1)
 MONTH_END = date(2026, 1, 31)
 TEST_KEY = "test-key-not-a-secret"
+# The vault's key-encryption key of the tests (32 bytes as hex; a real one is random).
+TEST_VAULT_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+TEST_ENV = {PSEUDONYMISATION_KEY_ENV: TEST_KEY, VAULT_KEY_ENV: TEST_VAULT_KEY}
+
+
+def set_test_keys() -> None:
+    """The tests' keys in the process environment, unless set (session fixtures run before the
+    autouse fixture below)."""
+    for name, value in TEST_ENV.items():
+        os.environ.setdefault(name, value)
 
 
 @pytest.fixture(autouse=True)
 def _pseudonymisation_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(PSEUDONYMISATION_KEY_ENV, TEST_KEY)
+    for name, value in TEST_ENV.items():
+        monkeypatch.setenv(name, value)
 
 
 def built_once(
@@ -113,7 +125,7 @@ def loaded_month(
     month: tuple[Settings, GenerationSummary], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """A warehouse file holding the whole month, built once; copy it before changing it."""
-    os.environ.setdefault(PSEUDONYMISATION_KEY_ENV, TEST_KEY)
+    set_test_keys()
     settings, _ = month
 
     def build(folder: Path) -> None:
@@ -131,10 +143,20 @@ def settings(month: tuple[Settings, GenerationSummary], tmp_path: Path) -> Setti
 
 @pytest.fixture
 def loaded_settings(settings: Settings, loaded_month: Path) -> Settings:
-    """Like ``settings`` but the warehouse starts as a copy of the loaded month."""
+    """Like ``settings`` but the warehouse (and its vault) start as a copy of the loaded month."""
     shutil.copy(loaded_month, settings.warehouse_path)
+    copy_vault(loaded_month.parent, settings)
     return settings
+
+
+def copy_vault(folder: Path, settings: Settings) -> None:
+    """Copy the vault folder beside the warehouse in ``folder`` to ``settings``' vault."""
+    shutil.copytree(folder / "vault", settings.vault_file.parent, dirs_exist_ok=True)
 
 
 def warehouse_for(settings: Settings) -> Warehouse:
     return Warehouse(database=str(settings.warehouse_path), pseudonymisation_key=TEST_KEY)
+
+
+def vault_for(settings: Settings) -> Vault:
+    return Vault(path=str(settings.vault_file), key_encryption_key=TEST_VAULT_KEY)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import re
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
 from dagster import ExecuteInProcessResult
+
+from seg_pipeline.sources import CRM_CUSTOMERS
 
 # Inline PNGs (segmentation plots) in metadata markdown: base64 holds every short string by
 # chance and no '@', and a pattern search over their 60 KB runs can backtrack for minutes.
@@ -44,3 +49,32 @@ def materializations(result: ExecuteInProcessResult) -> dict[str, dict[str, Any]
 def metadata_text(metadata: Any) -> str:
     """``metadata`` as text to search for personal data, inline PNGs replaced by ``<png>``."""
     return PNG_DATA.sub("<png>", str(metadata))
+
+
+def landing_crm_records(landing_dir: Path, pattern: str = "*.csv") -> list[dict[str, str]]:
+    """Every record of the CRM landing files under ``landing_dir`` (those matching
+    ``pattern``), as delivered (the csv module reads the generator's malformed lines as far as
+    they go)."""
+    records = []
+    for path in sorted((Path(landing_dir) / CRM_CUSTOMERS.name).glob(pattern)):
+        with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+            records += [
+                {c: row.get(c) or "" for c in CRM_CUSTOMERS.columns}
+                for row in csv.DictReader(handle)
+            ]
+    return records
+
+
+def landing_personal_values(landing_dir: Path, columns: tuple[str, ...] = ()) -> set[str]:
+    """Every clear personal value (e-mail, phone, names, birth date, or just ``columns``) the
+    CRM landing files under ``landing_dir`` delivered: what must never be in the warehouse."""
+    wanted = columns or CRM_CUSTOMERS.personal
+    return {r[c] for r in landing_crm_records(landing_dir) for c in wanted if r.get(c, "").strip()}
+
+
+def landing_record(landing_dir: Path, day: date, record_number: int) -> dict[str, str]:
+    """The CRM landing file's record of ``day`` on physical line ``record_number``."""
+    path = CRM_CUSTOMERS.path_for(landing_dir, day)
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    header = next(csv.reader([lines[0]]))
+    return dict(zip(header, next(csv.reader([lines[record_number - 1]])), strict=True))

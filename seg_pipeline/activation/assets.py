@@ -134,18 +134,19 @@ CAMPAIGN_EXPORTS_TABLE = DailyTable(
     name="campaign_exports",
     group=GROUP,
     kinds=("csv", "parquet"),
-    deps=("audiences", "customer_pii", "recommendations"),
+    deps=("audiences", "stg_crm_customers", "recommendations"),
     description=(
         "Per day, the files written for delivery tools: <export_dir>/<day>/<campaign>.csv and "
         ".parquet (treated customers only, pseudonymous customer_key, the top three "
         "recommended products, CSV formula cells "
         "neutralised) with manifest.json (row counts, SHA-256, playbook and model versions); "
         "with SEG_DELIVERY_DIR set, also <delivery_dir>/<day>/<campaign>.csv with customer id "
-        "and the channel's contact field for consented customers. A day's folder is replaced "
-        "whole. Source: sql/activation/export_rows.sql, delivery_rows.sql."
+        "and the channel's contact field for consented customers, opened from the vault for "
+        "them only. A day's folder is replaced whole. Source: sql/activation/export_rows.sql, "
+        "delivery_customers.sql, delivery_rows.sql."
     ),
     compute=exports.campaign_exports_of_day,
-    resources=("playbook", "exports_folders"),
+    resources=("playbook", "exports_folders", "vault"),
     summarize=lambda conn, start, end, last, *_: summarize_exports(last),
     columns={
         "as_of_date": "The day the audiences were selected.",

@@ -6,7 +6,8 @@ playbook campaign (treated customers only, a pseudonymous key instead of the cus
 empty file when nobody qualified) and ``manifest.json`` (row counts, SHA-256 of every file,
 playbook and model versions). Only when a delivery folder is configured, ``<delivery_dir>/
 <YYYY-MM-DD>/<campaign_id>.csv`` adds the customer id and the contact field the channel needs,
-for customers whose consent holds that day: the one place personal data leaves the warehouse.
+for customers whose consent holds that day: the one place personal data leaves, opened from
+the vault (:mod:`seg_pipeline.privacy.vault`) for those customers only.
 
 A day's folder is written beside the old one and swapped in by renames; a failed run leaves the
 previous files (or none), a re-run replaces the day. CSV cells that a spreadsheet would run as
@@ -36,7 +37,8 @@ from pydantic import Field
 from seg_pipeline.activation.audiences import campaign_instance_id
 from seg_pipeline.activation.playbook import Playbook, PlaybookFile
 from seg_pipeline.names import check_export_folders, path_under
-from seg_pipeline.resources import query_frame, read_sql
+from seg_pipeline.privacy.vault import Vault
+from seg_pipeline.resources import query_frame, read_sql, registered
 
 T = TypeVar("T")
 # OWASP's CSV-injection list (=, +, -, @, tab, carriage return) plus ASVS 1.2.10's NUL, a
@@ -153,9 +155,25 @@ def campaign_exports_of_day(
     settings: Any,
     playbook: PlaybookFile,
     exports_folders: ExportFolders,
+    vault: Vault,
 ) -> pl.DataFrame:
     """``campaign_exports`` rows of ``day`` (DailyTable compute): writes the day's files."""
-    return export_day(conn, day, playbook.load(), exports_folders)
+    return export_day(conn, day, playbook.load(), exports_folders, vault)
+
+
+def delivery_rows(conn: duckdb.DuckDBPyConnection, day: date, vault: Vault) -> pl.DataFrame:
+    """The delivery export's rows of ``day``: the treated, consented customers
+    (``sql/activation/delivery_customers.sql``) with the contact fields of their latest CRM
+    record, opened from the vault for them only (``delivery_rows.sql``). A customer whose
+    data key was destroyed gets no contact field."""
+    customers = query_frame(conn, read_sql("activation/delivery_customers"), {"as_of_date": day})
+    with vault.attached(conn) as sealed:
+        contacts = sealed.read_records(customers.filter(pl.col("record_number").is_not_null()))
+    with (
+        registered(conn, "_delivery_customers", customers),
+        registered(conn, "_contacts", contacts),
+    ):
+        return query_frame(conn, read_sql("activation/delivery_rows"))
 
 
 def export_day(
@@ -163,9 +181,10 @@ def export_day(
     day: date,
     playbook: Playbook,
     folders: ExportFolders,
+    vault: Vault | None = None,
 ) -> pl.DataFrame:
     """Write the audience (and, if configured, delivery) export of ``day``; returns one row
-    per file written."""
+    per file written. The delivery export needs the ``vault``."""
     send_date = day + timedelta(days=1)
     ids = [campaign_instance_id(c, send_date) for c in playbook.campaigns]
     versions = query_frame(conn, read_sql("activation/model_versions"), {"as_of_date": day})
@@ -175,12 +194,23 @@ def export_day(
         "model_versions": versions.row(0, named=True) if versions.height else {},
     }
     check_export_folders(folders.export_dir, folders.delivery_dir)
-    exports = [("audience", folders.export_dir, "activation/export_rows", ("csv", "parquet"))]
+    exports = [
+        (
+            "audience",
+            folders.export_dir,
+            partial(query_frame, conn, read_sql("activation/export_rows"), {"as_of_date": day}),
+            ("csv", "parquet"),
+        )
+    ]
     if folders.delivery_dir:
-        exports.append(("delivery", folders.delivery_dir, "activation/delivery_rows", ("csv",)))
+        if vault is None:
+            raise ValueError("the delivery export needs the vault for its contact fields")
+        exports.append(
+            ("delivery", folders.delivery_dir, partial(delivery_rows, conn, day, vault), ("csv",))
+        )
     rows = []
-    for kind, root, sql, formats in exports:
-        found = query_frame(conn, read_sql(sql), {"as_of_date": day})
+    for kind, root, select, formats in exports:
+        found = select()
         frames = {i: found.filter(pl.col("campaign_id") == i) for i in ids}
         target = path_under(root, date.isoformat(day), what=f"{kind} export folder")
         written = replace_folder(

@@ -5,6 +5,11 @@ their declared types), plus where each row came from (``_partition_date``, ``_so
 ``_record_number``, ``_loaded_at``). Lines that cannot be parsed at all go to the quarantine
 (stage ``load``) with file, line, column and error, so nothing delivered is lost.
 
+A source with personal columns (the CRM) never writes them to the warehouse: its parsed rows
+stay in a temporary table, ``raw_<source>`` gets their keyed hashes and the non-identifying
+values staging needs (``sql/ingest/pseudonymise_personal.sql``), and the clear values go sealed
+into the vault (:mod:`seg_pipeline.privacy.vault`) in the same step.
+
 These functions take an open connection and are called inside one transaction per run by the
 assets; tests call them directly. The queries are the files of ``sql/ingest/``: a text file is
 read into the temporary table ``_lines`` (one row per physical line) and one SELECT per format
@@ -25,12 +30,20 @@ from pathlib import Path
 
 import duckdb
 
+from seg_pipeline.privacy.vault import VaultSession
 from seg_pipeline.quality.quarantine import (
     clear_quarantine,
     ensure_quarantine_table,
     has_personal_columns,
 )
-from seg_pipeline.resources import bind_params, drop_tables, read_sql, run_sql
+from seg_pipeline.resources import (
+    bind_params,
+    drop_tables,
+    query_frame,
+    read_sql,
+    run_sql,
+    table_columns,
+)
 from seg_pipeline.sources import RAW_PARTITION_COLUMN, SOURCES_BY_NAME, Source
 
 META_COLUMNS = {
@@ -64,6 +77,8 @@ _COMPATIBLE = {
         "TIMESTAMP_S",
     ),
 }
+# Types of the pseudonyms that replace personal columns in raw tables (text: keyed hashes).
+PSEUDONYM_TYPES = {"is_email_valid": "BOOLEAN", "birth_year": "BIGINT"}
 MAX_LINE_BYTES = 8 * 1024 * 1024
 # A JSON-lines file's keys are read from about this many evenly spread lines (every line of a
 # smaller file): asking every line of a 10M-line day costs a second full JSON parse.
@@ -104,16 +119,27 @@ class LoadResult:
 
 def raw_column_types(source: Source) -> dict[str, str]:
     """Column -> DuckDB type of ``raw_<source>``, in file-contract order, then the meta columns."""
-    declared = PARQUET_TYPES.get(source.name, {})
-    types = {c: declared.get(c, "VARCHAR") for c in source.columns}
+    declared = {**PSEUDONYM_TYPES, **PARQUET_TYPES.get(source.name, {})}
+    types = {c: declared.get(c, "VARCHAR") for c in source.raw_columns}
     return {**types, **META_COLUMNS}
 
 
 def ensure_raw_tables(conn: duckdb.DuckDBPyConnection, source: Source) -> None:
     """Create ``raw_<source>`` (its columns from the file contract) and the quarantine table if
-    they do not exist yet."""
+    they do not exist yet.
+
+    A raw table of a warehouse made before personal values moved to the vault still has them
+    in clear: that fails here, saying how to move on, rather than loading beside them."""
     cols = ", ".join(f'"{c}" {t}' for c, t in raw_column_types(source).items())
     conn.execute(f"CREATE TABLE IF NOT EXISTS {source.raw_table} ({cols})")
+    clear = [c for c in table_columns(conn, source.raw_table) if c in source.personal]
+    if clear:
+        raise LandingFileError(
+            f"{source.raw_table} still holds clear personal columns ({', '.join(clear)}) from "
+            f"before the vault: drop it (and the schema restricted), then re-materialize its "
+            "partitions, which seals those values into the vault and keeps only their keyed "
+            "hashes (docs/privacy.md)"
+        )
     ensure_quarantine_table(conn)
 
 
@@ -133,6 +159,7 @@ def load_file(
     path: Path,
     partition_date: date,
     max_wrong_day_share: float = 0.5,
+    vault: VaultSession | None = None,
 ) -> LoadResult:
     """Append the rows of one landing file to ``raw_<source>``; see the module docstring.
 
@@ -140,7 +167,12 @@ def load_file(
     ``max_wrong_day_share`` of at least 20 dated rows) is taken for a misnamed file of another
     date and fails; so do a missing, empty or structurally wrong file, and a text file cut off
     in transfer (no final newline and a last record that cannot be read).
+
+    A source with personal columns needs the attached ``vault``: the day's records there are
+    replaced by the file's (sealed), so a re-run neither duplicates them nor makes new keys.
     """
+    if source.personal and vault is None:
+        raise ValueError(f"{source.name}: loading personal columns needs the attached vault")
     if not path.exists():
         raise LandingFileError(
             f"{source.name}: landing file for {partition_date} is missing: {path}"
@@ -158,6 +190,9 @@ def load_file(
         _check_last_record(conn, source, result)
     if source.event_time:
         _check_file_day(conn, source, result, max_wrong_day_share)
+    if vault is not None and source.personal:
+        # Last, after every check: a file that fails leaves the vault as it was too.
+        _seal_personal_values(conn, vault, result)
     return result
 
 
@@ -187,11 +222,31 @@ def _run(
 def _append_rows(
     conn: duckdb.DuckDBPyConnection, source: Source, name: str, result: LoadResult, **extra: object
 ) -> None:
-    """Append the raw rows that ``sql/ingest/<name>.sql`` selects to ``raw_<source>``."""
+    """Append the raw rows that ``sql/ingest/<name>.sql`` selects to ``raw_<source>`` (personal
+    columns as pseudonyms: the clear rows wait in temp table ``_pseudonymised`` for the
+    vault)."""
     sql = read_sql(f"ingest/{name}")
     params = bind_params(sql, _params(result, **extra))
+    if source.personal:
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE _delivered AS {sql}", params)
+        _run(conn, "pseudonymise_personal", result)
+        drop_tables(conn, "_delivered")
+        # Identifiers from the file contract, like the raw table's DDL.
+        columns = ", ".join(f'"{c}"' for c in (*source.raw_columns, *META_COLUMNS))
+        sql, params = f"SELECT {columns} FROM _pseudonymised", {}
     row = conn.execute(f"INSERT INTO {source.raw_table} BY NAME {sql}", params).fetchone()
     result.rows_loaded = int(row[0]) if row else 0
+
+
+def _seal_personal_values(
+    conn: duckdb.DuckDBPyConnection, vault: VaultSession, result: LoadResult
+) -> None:
+    """Seal the clear values of the rows just loaded into the vault (replacing the day's
+    records there) and drop them from the connection."""
+    run_sql(conn, "privacy/create_erasure_tables")
+    records = query_frame(conn, read_sql("privacy/vault_records"))
+    drop_tables(conn, "_pseudonymised")
+    vault.store_crm_records(records, result.partition_date, result.partition_date)
 
 
 def _quarantine_rejects(

@@ -1,1 +1,2 @@
-"""Personal data: erasure on request (and, beside it, the vault of clear values)."""
+"""Personal data: the encrypted vault (per-customer data keys, crypto-shredding) and erasure
+on request."""

@@ -42,6 +42,7 @@ import polars as pl
 
 from seg_pipeline.assets_common import TABLES_METADATA_KEY
 from seg_pipeline.names import sql_identifier
+from seg_pipeline.privacy.vault import CustomerErased, VaultSession
 from seg_pipeline.resources import (
     query_frame,
     read_sql,
@@ -226,27 +227,39 @@ def erase_customers(
     email_hashes: Sequence[str] = (),
     request_id: str | None = None,
     now: datetime | None = None,
+    vault: VaultSession | None = None,
 ) -> ErasureReport:
-    """Erase the customers of one request from ``tables`` (see the module docstring), in one
-    transaction that commits only when verification finds nothing left.
+    """Erase the customers of one request (see the module docstring).
 
-    Raises :class:`ErasureError` (and changes nothing) when the request names no known
-    customer or verification finds an identifier left.
+    With the ``vault`` attached, their clear values are crypto-shredded first (data keys
+    destroyed, vault records deleted: committed on their own, so a request that fails later
+    has still made their clear values unreadable, and is run again to finish). Then one
+    warehouse transaction deletes their rows and commits only when verification finds nothing
+    left, in the warehouse or the vault.
+
+    Raises :class:`ErasureError` when the request names no customer the CRM delivered
+    (nothing changes) or verification finds an identifier left (the warehouse is rolled back).
     """
     request_id = request_id or uuid.uuid4().hex
     started = now or datetime.now(UTC).replace(tzinfo=None)
     run_sql(conn, "privacy/create_erasure_tables")
+    ids = resolve_customers(conn, customer_ids, emails, customer_keys, email_hashes)
+    if not ids:
+        asked = len(customer_ids) + len(emails) + len(customer_keys) + len(email_hashes)
+        raise ErasureError(
+            f"request {request_id}: none of its {asked} id(s), key(s) and address(es) is "
+            "a customer the CRM delivered; nothing was erased"
+        )
+    rows: dict[str, int] = {}
+    if vault is not None:
+        rows["vault.data_keys"] = vault.destroy_data_keys(ids)
+        rows["vault.records"] = vault.delete_customer_records(ids)
     with transaction(conn):
-        ids = resolve_customers(conn, customer_ids, emails, customer_keys, email_hashes)
-        if not ids:
-            asked = len(customer_ids) + len(emails) + len(customer_keys) + len(email_hashes)
-            raise ErasureError(
-                f"request {request_id}: none of its {asked} id(s), key(s) and address(es) is "
-                "a customer the CRM delivered; nothing was erased"
-            )
         identifiers = customer_identifiers(conn, ids)
-        rows = delete_rows(conn, [t for t in tables if t not in LEDGER_TABLES], identifiers)
+        rows |= delete_rows(conn, [t for t in tables if t not in LEDGER_TABLES], identifiers)
         remaining = find_identifiers(conn, identifiers)
+        if vault is not None:
+            remaining += _left_in_vault(vault, ids)
         if remaining:
             where = ", ".join(f"{t}.{c} ({n} rows)" for t, c, n in remaining)
             raise ErasureError(
@@ -256,6 +269,25 @@ def erase_customers(
         _record(conn, request_id, ids, rows, started)
     conn.execute("CHECKPOINT")
     return ErasureReport(request_id, len(ids), rows, remaining)
+
+
+def _left_in_vault(vault: VaultSession, customer_ids: Sequence[str]) -> list[tuple[str, str, int]]:
+    """What the vault still holds of ``customer_ids``: data keys, and records (read even
+    without a key: a record whose key is gone is unreadable but still there)."""
+    left = []
+    if keys := vault.data_keys(customer_ids):
+        left.append(("vault key store", "customer_id", len(keys)))
+    records = sum(_vault_records(vault, c) for c in customer_ids)
+    if records:
+        left.append(("vault", "customer_id", records))
+    return left
+
+
+def _vault_records(vault: VaultSession, customer_id: str) -> int:
+    try:
+        return vault.read_customer(customer_id).height
+    except CustomerErased:
+        return 1
 
 
 def _record(

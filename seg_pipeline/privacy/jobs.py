@@ -24,6 +24,7 @@ from pydantic import Field
 from seg_pipeline.assets_common import WAREHOUSE_POOL
 from seg_pipeline.ops.schedules import WAREHOUSE_RUN_TAG
 from seg_pipeline.privacy.erasure import erase_customers, keyed_hashes
+from seg_pipeline.privacy.vault import Vault
 from seg_pipeline.resources import Warehouse
 
 ERASURE_JOB_NAME = "erasure"
@@ -55,11 +56,14 @@ def build_erasure_job(tables: Sequence[str]) -> JobDefinition:
     @op(
         name="erase_customers",
         pool=WAREHOUSE_POOL,
-        description="Delete the customers' rows from every table the pipeline owns, record "
-        "tombstones and an audit row, verify that nothing identifies them any more.",
+        description="Crypto-shred the customers' clear values in the vault, delete their rows "
+        "from every table the pipeline owns, record tombstones and an audit row, verify that "
+        "nothing identifies them any more.",
     )
-    def _erase(context: OpExecutionContext, config: ErasureRequest, warehouse: Warehouse) -> None:
-        with warehouse.connection() as conn:
+    def _erase(
+        context: OpExecutionContext, config: ErasureRequest, warehouse: Warehouse, vault: Vault
+    ) -> None:
+        with warehouse.connection() as conn, vault.attached(conn) as sealed:
             report = erase_customers(
                 conn,
                 tables,
@@ -67,6 +71,7 @@ def build_erasure_job(tables: Sequence[str]) -> JobDefinition:
                 customer_keys=config.customer_keys,
                 email_hashes=config.email_hashes,
                 request_id=config.request_id or None,
+                vault=sealed,
             )
         context.log.info(
             f"erasure {report.request_id}: {report.customers} customer(s), "

@@ -77,15 +77,17 @@ def clear_quarantine(
 
 
 def masked_record_sql(source: Source, alias: str) -> str:
-    """SQL for a JSON text of ``alias``'s source columns, personal ones as keyed hashes.
+    """SQL for a JSON text of ``alias``'s raw columns, personal ones as keyed hashes.
 
-    A projection built from the file contract (the source's columns and which are personal),
-    like the raw tables' DDL: the one place SQL is assembled from identifiers here."""
+    A projection built from the file contract (the source's raw columns and which are
+    personal), like the raw tables' DDL: the one place SQL is assembled from identifiers here.
+    A source whose personal columns live in the vault (the CRM) has only their keyed hashes in
+    its raw table, which are quoted as they are."""
     fields = ", ".join(
         f'"{c}" := pseudonymize({alias}."{c}"::VARCHAR)'
         if c in PERSONAL_COLUMNS
         else f'"{c}" := {alias}."{c}"'
-        for c in source.columns
+        for c in source.raw_columns
     )
     return f"to_json(struct_pack({fields}))::VARCHAR"
 

@@ -73,19 +73,10 @@ def _source_model(source: Source) -> StagingModel:
     return StagingModel(name=source.staging_table, source=source, deps=deps)
 
 
-CUSTOMER_PII = StagingModel(
-    name="customer_pii",
-    source=CRM_CUSTOMERS,
-    table="restricted.customer_pii",
-    row_rules=False,
-    deps=(CRM_CUSTOMERS.staging_table,),
-    group="privacy",
-    preview=False,
-)
-# The CRM first: every other staging model looks its customers up in stg_crm_customers.
+# The CRM first: every other staging model looks its customers up in stg_crm_customers. (Clear
+# personal values have no staging model: the CRM load seals them into the vault.)
 MODELS: tuple[StagingModel, ...] = (
     _source_model(CRM_CUSTOMERS),
-    CUSTOMER_PII,
     *(_source_model(s) for s in SOURCES if s is not CRM_CUSTOMERS),
 )
 MODELS_BY_NAME: dict[str, StagingModel] = {m.name: m for m in MODELS}

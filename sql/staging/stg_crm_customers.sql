@@ -4,7 +4,8 @@
 -- quarantine, and so do versions older than the allowed lateness ($max_lateness_days days before
 -- arrival), except in a customer's first delivery (e.g. the initial export of existing
 -- customers), which may be as old as the customer's sign-up but not older. Clear personal values
--- never leave raw_crm_customers except into restricted.customer_pii.
+-- never reach the warehouse: the load seals them into the vault (seg_pipeline/privacy/vault.py)
+-- and raw_crm_customers holds their keyed hashes.
 with
 
 source as (
@@ -25,16 +26,13 @@ typed as (
         -- ids
         nullif(trim(customer_id), '') as customer_id,
 
-        -- pseudonymised personal data (keyed hash; the key is never in the repository)
-        pseudonymize(nullif(lower(trim(email)), '')) as email_hash,
-        pseudonymize(nullif(regexp_replace(phone, '[^0-9+]', '', 'g'), '')) as phone_hash,
-        pseudonymize(
-            nullif(lower(concat_ws(' ', trim(first_name), trim(last_name))), '')
-        ) as name_hash,
-        coalesce(
-            regexp_full_match(lower(trim(email)), '[^@\s]+@[^@\s]+\.[a-z]{2,}'), false
-        ) as is_email_valid,
-        year(try_cast(trim(birth_date) as date)) as birth_year,
+        -- pseudonymised personal data, as the load left it (keyed hashes; the key is never in
+        -- the repository, the clear values are in the vault only)
+        email_hash,
+        phone_hash,
+        name_hash,
+        coalesce(is_email_valid, false) as is_email_valid,
+        birth_year,
 
         -- attributes
         case upper(trim(gender)) when 'F' then 'F' when 'M' then 'M' when 'X' then 'X' end

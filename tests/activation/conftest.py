@@ -12,7 +12,7 @@ import pytest
 
 from seg_pipeline.definitions import build_definitions
 from seg_pipeline.settings import Settings
-from tests.conftest import MONTH_END, built_once, run_range
+from tests.conftest import MONTH_END, built_once, copy_vault, run_range
 
 ACTIVATION_START = MONTH_END - timedelta(days=13)
 ACTIVATION_ASSETS = ["recommendations", "audiences", "campaign_exports", "campaign_lift"]
@@ -53,6 +53,7 @@ def activated(month, loaded_month: Path, tmp_path_factory: pytest.TempPathFactor
     def build(root: Path) -> None:
         settings = activated_settings(root, month[0])
         shutil.copy(loaded_month, settings.warehouse_path)
+        copy_vault(loaded_month.parent, settings)
         settings.playbook_path.write_text(PLAYBOOK)
         result = run_range(
             build_definitions(settings), ACTIVATION_START, MONTH_END, assets=ACTIVATION_ASSETS

@@ -60,7 +60,14 @@ from seg_pipeline.resources import query_frame, read_sql
 from seg_pipeline.settings import Settings
 from seg_pipeline.simulate import lift_against_planted
 from seg_pipeline.sources import CRM_CUSTOMERS
-from tests.conftest import MONTH_END, MONTH_START, built_once, run_range, warehouse_for
+from tests.conftest import (
+    MONTH_END,
+    MONTH_START,
+    built_once,
+    copy_vault,
+    run_range,
+    warehouse_for,
+)
 
 CAMPAIGN = "loop_sms"
 LOOP_START = MONTH_END - timedelta(days=7)  # first audience (scores of this day)
@@ -175,6 +182,7 @@ def closed_loop(
     def build(root: Path) -> None:
         settings = loop_settings(root, month_settings)
         shutil.copy(loaded_month, settings.warehouse_path)
+        copy_vault(loaded_month.parent, settings)
         settings.playbook_path.write_text(PLAYBOOK)
         defs = build_definitions(settings)
         # the audiences of the last eight days and their delivery exports (the feed)

@@ -6,7 +6,7 @@ import csv
 import hashlib
 import json
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -21,7 +21,8 @@ from seg_pipeline.activation.exports import (
 from seg_pipeline.activation.playbook import load_playbook
 from seg_pipeline.settings import Settings
 from tests.activation.conftest import ACTIVATION_START
-from tests.conftest import MONTH_END, warehouse_for
+from tests.conftest import MONTH_END, vault_for, warehouse_for
+from tests.helpers import landing_record
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[a-z]{2,}")
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -169,9 +170,37 @@ def test_re_exporting_a_day_gives_the_same_files(activated: Settings, tmp_path: 
     folders = ExportFolders(export_dir=str(tmp_path / "a"), delivery_dir=str(tmp_path / "d"))
     book = load_playbook(activated.playbook_path)
     with warehouse_for(activated).connection() as conn:
-        first = export_day(conn, day, book, folders)
-        again = export_day(conn, day, book, folders)
+        first = export_day(conn, day, book, folders, vault_for(activated))
+        again = export_day(conn, day, book, folders, vault_for(activated))
     assert first["sha256"].to_list() == again["sha256"].to_list()
-    original = activated.export_dir / day.isoformat()
-    for row in first.filter(pl.col("kind") == "audience").iter_rows(named=True):
-        assert row["sha256"] == sha256(original / Path(row["file"]).name)
+    for kind, root in (("audience", activated.export_dir), ("delivery", activated.delivery_dir)):
+        original = root / day.isoformat()
+        for row in first.filter(pl.col("kind") == kind).iter_rows(named=True):
+            assert row["sha256"] == sha256(original / Path(row["file"]).name)
+
+
+def test_the_delivery_export_carries_the_landing_files_contacts(activated: Settings) -> None:
+    delivered = pl.concat(
+        [
+            pl.read_csv(p, infer_schema=False).with_columns(pl.lit(p.parent.name).alias("day"))
+            for p in sorted(activated.delivery_dir.glob("*/*.csv"))
+        ]
+    )
+    contacts = delivered.filter(pl.col("email").is_not_null() | pl.col("phone").is_not_null())
+    assert contacts.height > 20
+    with warehouse_for(activated).connection() as conn:
+        for row in contacts.head(200).iter_rows(named=True):
+            latest = conn.execute(
+                "SELECT arrival_date, _record_number FROM stg_crm_customers "
+                "WHERE customer_id = $c AND arrival_date <= $d "
+                "ORDER BY arrival_date DESC LIMIT 1",
+                {"c": row["customer_id"], "d": date.fromisoformat(row["day"])},
+            ).fetchone()
+            landing = landing_record(activated.landing_dir, latest[0], latest[1])
+            assert row["first_name"] == (landing["first_name"].strip() or None)
+            if row["channel"] == "email":
+                assert row["email"] == landing["email"].strip().lower()
+            if row["channel"] == "sms":
+                digits = "".join(c for c in landing["phone"] if c.isdigit() or c == "+")
+                assert row["phone"].lstrip("'") == digits
+    assert ACTIVATION_START <= date.fromisoformat(delivered["day"].min()) <= MONTH_END

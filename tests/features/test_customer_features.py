@@ -264,11 +264,9 @@ def featured_month(
     month: tuple[Settings, object], loaded_month: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """The loaded month (features included) with its last 10 days re-materialized in one run."""
-    import os
+    from tests.conftest import set_test_keys
 
-    from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV
-
-    os.environ.setdefault(PSEUDONYMISATION_KEY_ENV, "test-key-not-a-secret")
+    set_test_keys()
     path = tmp_path_factory.mktemp("features") / "warehouse.duckdb"
     shutil.copy(loaded_month, path)
     settings = replace(month[0], warehouse_path=path)  # its models are the month's

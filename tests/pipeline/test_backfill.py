@@ -190,4 +190,5 @@ def test_backfill_launched_like_the_ui_runs_as_one_run_through_the_daemon(
             os.killpg(server.pid, signal.SIGKILL)
     expected = {date.fromisoformat(d) for d in days}
     assert _days(settings.warehouse_path, "stg_web_events") == expected
-    assert _days(settings.warehouse_path, "restricted.customer_pii") == expected
+    assert _days(settings.warehouse_path, "stg_crm_customers") == expected
+    assert _days(settings.vault_file, "crm_personal") == expected

@@ -12,15 +12,20 @@ import pytest
 
 from seg_pipeline.definitions import build_definitions
 from seg_pipeline.settings import Settings
-from seg_pipeline.sources import SOURCES
+from seg_pipeline.sources import CRM_CUSTOMERS, SOURCES
 from seg_pipeline.staging.models import MODELS
 from tests.conftest import MONTH_START, TEST_KEY, run_range, warehouse_for
-from tests.helpers import duplicate_keys, fingerprint, metadata_text
+from tests.helpers import (
+    duplicate_keys,
+    fingerprint,
+    landing_crm_records,
+    landing_personal_values,
+    metadata_text,
+)
 
 # The grain of each staging table (the CRM keeps one version per customer and arrival day).
 STAGING_KEYS = {
     "stg_crm_customers": ["arrival_date", "customer_id"],
-    "restricted.customer_pii": ["arrival_date", "customer_id"],
     "stg_orders": ["arrival_date", "order_id", "line_number"],
     "stg_web_events": ["arrival_date", "event_id"],
     "stg_reviews": ["arrival_date", "review_id"],
@@ -132,20 +137,31 @@ def test_timestamps_are_converted_to_utc(conn: duckdb.DuckDBPyConnection) -> Non
         assert staged == parsed
 
 
-def test_personal_data_is_pseudonymised_outside_the_restricted_table(
-    conn: duckdb.DuckDBPyConnection,
+def test_personal_data_is_pseudonymised_in_raw_and_staging(
+    conn: duckdb.DuckDBPyConnection, month
 ) -> None:
-    stg_columns = {r[0] for r in conn.execute("DESCRIBE stg_crm_customers").fetchall()}
-    assert not stg_columns & {"email", "phone", "first_name", "last_name", "birth_date"}
-    pairs = conn.execute(
-        """SELECT p.email, s.email_hash FROM restricted.customer_pii p
-           JOIN stg_crm_customers s USING (customer_id, arrival_date)
-           WHERE p.email IS NOT NULL LIMIT 50"""
-    ).fetchall()
+    """The warehouse holds keyed hashes of the delivered e-mails (the clear ones are in the
+    vault only: tests/privacy)."""
+    for table in ("raw_crm_customers", "stg_crm_customers"):
+        columns = {r[0] for r in conn.execute(f"DESCRIBE {table}").fetchall()}
+        assert not columns & set(CRM_CUSTOMERS.personal), table
+    first_day = CRM_CUSTOMERS.path_for(month[0].landing_dir, MONTH_START).name
+    delivered = [r for r in landing_crm_records(month[0].landing_dir, first_day) if r["email"]][:50]
+    staged = dict(
+        conn.execute(
+            "SELECT customer_id, email_hash FROM stg_crm_customers WHERE arrival_date = $d",
+            {"d": MONTH_START},
+        ).fetchall()
+    )
+    pairs = [
+        (email.strip().lower(), staged[c])
+        for c, email in ((r["customer_id"], r["email"]) for r in delivered)
+        if c in staged
+    ]
     assert pairs
     for email, email_hash in pairs:
         assert email_hash == hmac.new(TEST_KEY.encode(), email.encode(), "sha256").hexdigest()
-    for table in ("stg_crm_customers", "stg_orders", "stg_reviews"):
+    for table in ("raw_crm_customers", "stg_crm_customers", "stg_orders", "stg_reviews"):
         text = str(conn.execute(f"SELECT * FROM {table} LIMIT 500").fetchall())
         assert not EMAIL.search(text), table
     assert hashlib  # keyed hash differs from a plain one:
@@ -190,7 +206,7 @@ def test_every_raw_row_is_staged_quarantined_or_an_exact_repeat(
 
 
 def test_quarantine_keeps_the_raw_record_without_personal_data(
-    conn: duckdb.DuckDBPyConnection,
+    conn: duckdb.DuckDBPyConnection, month
 ) -> None:
     rows = conn.execute(
         "SELECT table_name, rule, reason, source_file, line_number, raw_record "
@@ -200,7 +216,7 @@ def test_quarantine_keeps_the_raw_record_without_personal_data(
     for table, rule, reason, path, line, record in rows:
         assert rule and reason and path and line, (table, rule)
         assert record.startswith("{") and not EMAIL.search(record), table
-    emails = {r[0] for r in conn.execute("SELECT email FROM restricted.customer_pii").fetchall()}
+    emails = landing_personal_values(month[0].landing_dir, ("email",))
     text = str(conn.execute("SELECT * FROM quarantine").fetchall())
     assert not any(e and e in text for e in emails)
 
@@ -252,7 +268,7 @@ def test_metadata_has_counts_schema_and_no_personal_data(month, tmp_path) -> Non
     end = MONTH_START + timedelta(days=1)
     result = run_range(build_definitions(settings), MONTH_START, end)
     warehouse = warehouse_for(settings)
-    emails = set(warehouse.query("SELECT email FROM restricted.customer_pii")["email"])
+    emails = landing_personal_values(settings.landing_dir, ("email",))
     seen = set()
     for event in result.all_events:
         if event.event_type_value != "ASSET_MATERIALIZATION":
@@ -276,6 +292,6 @@ def test_metadata_has_counts_schema_and_no_personal_data(month, tmp_path) -> Non
         seen.add(materialization.asset_key.to_user_string())
     # the 18 tables of before, the two feature tables that are now assets of their own and
     # the two predictive tables, the six activation tables (uplift_models and uplift_scores
-    # among them)
-    assert len(seen) == 28
+    # among them), less customer_pii (the vault holds clear values, outside the warehouse)
+    assert len(seen) == 27
     assert {"customer_feature_state", "web_session_fragments"} <= seen

@@ -4,7 +4,6 @@ labels look one to three weeks ahead."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -15,8 +14,8 @@ from seg_pipeline.definitions import build_definitions
 from seg_pipeline.generator import GeneratorConfig, generate
 from seg_pipeline.predictive.config import PredictiveConfig
 from seg_pipeline.predictive.training import Challenger, train_challenger
-from seg_pipeline.settings import PSEUDONYMISATION_KEY_ENV, Settings
-from tests.conftest import TEST_KEY, built_once, run_range, warehouse_for
+from seg_pipeline.settings import Settings
+from tests.conftest import built_once, run_range, set_test_keys, warehouse_for
 
 HISTORY_START = date(2026, 1, 1)
 HISTORY_END = HISTORY_START + timedelta(days=69)  # 2026-03-11
@@ -28,7 +27,6 @@ FEATURE_ASSETS = [
     "raw_reviews",
     "raw_campaign_sends",
     "stg_crm_customers",
-    "customer_pii",
     "stg_orders",
     "stg_web_events",
     "stg_reviews",
@@ -64,7 +62,7 @@ def _history_settings(root: Path) -> Settings:
 def history(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The ten weeks' settings; their warehouse holds the feature stage of every day. Copy the
     warehouse before changing it."""
-    os.environ.setdefault(PSEUDONYMISATION_KEY_ENV, TEST_KEY)
+    set_test_keys()
 
     def build(root: Path) -> None:
         settings = _history_settings(root)

@@ -24,7 +24,7 @@ from seg_pipeline.privacy.erasure import (
 )
 from seg_pipeline.privacy.jobs import ERASURE_JOB_NAME, main
 from seg_pipeline.settings import Settings
-from tests.conftest import run_range, warehouse_for
+from tests.conftest import run_range, vault_for, warehouse_for
 
 # Tables a customer who ordered, browsed, reviewed and was selected has rows in.
 EXPECTED = {
@@ -112,12 +112,16 @@ def test_the_job_erases_a_customer_from_every_table_and_a_backfill_does_not_retu
     )
     assert result.success
     assert _left(settings, identifiers) == []
+    # crypto-shredded: no data key, no record in the vault
+    with warehouse_for(settings).connection() as conn, vault_for(settings).attached(conn) as vault:
+        assert vault.data_keys([customer]) == {}
+        assert vault.read_customer(customer).is_empty()
 
     audit = warehouse_for(settings).query("SELECT * FROM erasure_requests")
     assert audit.height == 1 and audit["customer_key"].item() == key
     assert audit["verified"].item() and audit["rows_deleted"].item() > 0
     deleted = json.loads(audit["tables"].item())
-    assert set(deleted) >= EXPECTED
+    assert set(deleted) >= EXPECTED | {"vault.data_keys", "vault.records"}
     assert customer not in str(audit.to_dicts())
     # the run's metadata counts rows, it names no customer
     events = "".join(str(e) for e in result.all_events)

@@ -20,12 +20,13 @@ from typing import Any
 import polars as pl
 
 from seg_pipeline.ingest.loaders import LoadResult, delete_window, ensure_raw_tables, load_file
+from seg_pipeline.privacy.vault import Vault
 from seg_pipeline.quality.quarantine import QualityPolicy
 from seg_pipeline.resources import Warehouse, read_sql, transaction
 from seg_pipeline.sources import CRM_CUSTOMERS, SOURCES_BY_NAME, Source
-from seg_pipeline.staging.models import CUSTOMER_PII, MODELS_BY_NAME
+from seg_pipeline.staging.models import MODELS_BY_NAME
 from seg_pipeline.staging.stage import StageOutcome, stage_window
-from tests.conftest import TEST_KEY
+from tests.conftest import TEST_KEY, TEST_VAULT_KEY
 
 
 def crm_row(customer_id: str = "C1", day: date = date(2026, 1, 3), **fields: str) -> dict:
@@ -105,14 +106,27 @@ def jsonl_text(rows: list[dict]) -> str:
 
 
 def load_day(
-    warehouse: Warehouse, source: Source, path: Path, day: date, policy: QualityPolicy
+    warehouse: Warehouse,
+    source: Source,
+    path: Path,
+    day: date,
+    policy: QualityPolicy,
+    vault: Vault | None = None,
 ) -> LoadResult:
     """What the raw asset does for one day: replace the day's rows with the file's, in one
-    transaction (an error leaves the warehouse as it was)."""
-    with warehouse.connection() as conn, transaction(conn):
+    transaction (an error leaves the warehouse as it was); personal columns go to ``vault``
+    (default: ``vault/vault.duckdb`` beside the warehouse)."""
+    vault = vault or vault_beside(warehouse)
+    with warehouse.connection() as conn, vault.attached(conn) as sealed, transaction(conn):
         ensure_raw_tables(conn, source)
         delete_window(conn, source, day, day)
-        return load_file(conn, source, path, day, policy.max_wrong_day_share)
+        return load_file(conn, source, path, day, policy.max_wrong_day_share, vault=sealed)
+
+
+def vault_beside(warehouse: Warehouse) -> Vault:
+    """The vault at its default place beside ``warehouse``, with the tests' key."""
+    path = Path(warehouse.database).parent / "vault" / "vault.duckdb"
+    return Vault(path=str(path), key_encryption_key=TEST_VAULT_KEY)
 
 
 def stage_days(
@@ -171,22 +185,26 @@ class MiniHouse:
         return stage_days(self.warehouse, name, day, end or day, self.policy)
 
     def run(self, day: date, **files: str | bytes | list[dict]) -> dict[str, StageOutcome]:
-        """Deliver, load and stage the given sources' files of ``day`` (CRM first, then the
-        PII table); sources not given are not touched."""
+        """Deliver, load and stage the given sources' files of ``day`` (CRM first); sources
+        not given are not touched."""
         outcomes = {}
         for name, content in sorted(files.items(), key=lambda kv: kv[0] != CRM_CUSTOMERS.name):
             source = SOURCES_BY_NAME[name]
             self.deliver(source, day, content)
             self.load(source, day)
             outcomes[name] = self.stage(source.staging_table, day)
-            if source is CRM_CUSTOMERS:
-                self.stage(CUSTOMER_PII.name, day)
         return outcomes
 
     def rows(self, sql: str, params: dict | None = None) -> list[dict]:
         with self.warehouse.connection() as conn:
             frame = conn.sql(sql, params=params or {}).pl()
         return frame.to_dicts()
+
+    def opened(self, customer_id: str) -> list[dict]:
+        """Every vault record of ``customer_id``, opened (clear values)."""
+        warehouse = self.warehouse
+        with warehouse.connection() as conn, vault_beside(warehouse).attached(conn) as sealed:
+            return sealed.read_customer(customer_id).to_dicts()
 
     def quarantined(self, table: str, day: date | None = None) -> list[dict]:
         return self.rows(

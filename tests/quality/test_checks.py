@@ -41,6 +41,7 @@ from seg_pipeline.quality.suites import (
 from seg_pipeline.settings import REPO_ROOT
 from seg_pipeline.sources import ORDERS, SOURCES
 from tests.conftest import run_range, warehouse_for
+from tests.helpers import landing_personal_values
 
 DAY = date(2026, 1, 15)
 NOW = datetime(2026, 2, 1, 12, 0)
@@ -335,17 +336,17 @@ def test_a_corrupted_partition_fails_the_right_expectation(
 
 
 def test_personal_data_is_masked_in_check_metadata(loaded_settings) -> None:
-    """Break the email expectation with real emails: the metadata shows masks only."""
+    """Put real e-mail addresses (from the landing file: the warehouse has none) where the
+    country belongs, breaking its expectation: the metadata shows masks only."""
+    day = date(2026, 1, 1)
+    emails = landing_personal_values(loaded_settings.landing_dir, ("email",))
     with warehouse_for(loaded_settings).connection() as conn:
-        emails = {
-            r[0] for r in conn.execute("SELECT email FROM restricted.customer_pii").fetchall()
-        }
         conn.execute(
-            "UPDATE raw_crm_customers SET email = email || ' broken', "
-            "first_name = 'Zelda' WHERE _partition_date = '2026-01-01'"
+            "UPDATE raw_crm_customers SET country = $email WHERE _partition_date = $day",
+            {"email": min(e for e in emails if "@" in e and e == e.strip()), "day": day},
         )
-        report = validate_window(conn, "raw_crm_customers", date(2026, 1, 1), date(2026, 1, 1))
-    label = "expect_column_values_to_match_regex(email)"
+        report = validate_window(conn, "raw_crm_customers", day, day)
+    label = "expect_column_values_to_match_regex(country)"
     assert label in [o.label for o in report.failed]
     assert report.outcome(label).sample and all(
         "***" in value for value in report.outcome(label).sample
