@@ -1,7 +1,7 @@
 -- audience_candidates: the customers a campaign may select on $as_of_date (to be sent the
 -- next day): the day's scores, uplift per channel (null without an uplift model) and segment,
 -- only with marketing consent in their latest CRM version and not on the suppression list by
--- that day. Grain: customer_id.
+-- that day, nor withdrawn since (_withdrawn_consent, withdrawn_consent.sql). Grain: customer_id.
 with
 
 consented as (
@@ -26,5 +26,6 @@ left join uplift_scores as u
     on s.customer_id = u.customer_id and u.as_of_date = $as_of_date
 semi join consented as c on s.customer_id = c.customer_id
 anti join suppressed as x on s.customer_id = x.customer_id
+anti join _withdrawn_consent as w on s.customer_id = w.customer_id
 where s.as_of_date = $as_of_date
 order by s.customer_id

@@ -1,6 +1,7 @@
 -- delivery_customers: the treated customers of $as_of_date's audiences whose consent still holds
--- that day, each with the CRM record of their latest version staging kept by then (its lineage:
--- the vault seals that record's contact fields). Grain: (campaign_id, customer_id).
+-- that day and was not withdrawn since (_withdrawn_consent), each with the CRM record of their
+-- latest version staging kept by then (its lineage: the vault seals that record's contact
+-- fields). Grain: (campaign_id, customer_id).
 with
 
 latest_version as (
@@ -28,6 +29,7 @@ select
     v.record_number
 from audiences as a
 semi join consented as k on a.customer_id = k.customer_id
+anti join _withdrawn_consent as w on a.customer_id = w.customer_id
 left join latest_version as v on a.customer_id = v.customer_id
 where a.as_of_date = $as_of_date and not a.is_holdout
 order by a.campaign_id, a.customer_id

@@ -24,12 +24,11 @@ import pytest
 from seg_pipeline.activation.exports import ExportFolders, export_day
 from seg_pipeline.activation.playbook import load_playbook
 from seg_pipeline.ingest.loaders import MAX_JSON_DEPTH, MAX_LINE_BYTES, json_nesting_too_deep
-from seg_pipeline.quality.quarantine import QualityPolicy
-from seg_pipeline.resources import query_frame, read_sql
+from seg_pipeline.resources import query_frame, read_sql, run_sql
 from seg_pipeline.settings import REPO_ROOT
 from seg_pipeline.sources import CRM_CUSTOMERS, WEB_EVENTS, Source
 from tests.conftest import warehouse_for
-from tests.quality.minihouse import stage_days
+from tests.quality.minihouse import vault_beside
 from tests.quality.test_bad_inputs import DAY, Corpus
 
 # A cell a spreadsheet would evaluate, as the export test sees it after parsing the CSV.
@@ -215,24 +214,42 @@ def test_formula_and_script_text_from_landing_files_reaches_exports_neutralised(
     corpus: Corpus, tmp_path: Path
 ) -> None:
     """First names of customers in the day's delivery export, edited in the day's CRM file and
-    loaded and staged into customer_pii; product ids of the day's recommendations for
+    loaded (sealed into the vault) and staged; product ids of the day's recommendations for
     customers of the audience export; then the day's exports written."""
     book = load_playbook(REPO_ROOT / "playbook.yaml")
     warehouse = warehouse_for(corpus.settings)
     with warehouse.connection() as conn:
-        delivered = query_frame(conn, read_sql("activation/delivery_rows"), {"as_of_date": DAY})
+        run_sql(conn, "activation/withdrawn_consent")
+        delivered = query_frame(
+            conn, read_sql("activation/delivery_customers"), {"as_of_date": DAY}
+        )
     customers = delivered["customer_id"].unique(maintain_order=True).to_list()[: len(PAYLOADS)]
     assert len(customers) == len(PAYLOADS), "the day's delivery export is too small"
     named = dict(zip(customers, PAYLOADS, strict=True))
 
     # the CRM file of the day: a new version of each of these customers, named a payload
     lines = corpus.lines(CRM_CUSTOMERS)
-    latest = corpus.query(
-        "SELECT * EXCLUDE (_partition_date, _source_file, _record_number, _loaded_at) "
-        "FROM raw_crm_customers WHERE list_contains($ids, customer_id) "
-        "QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY updated_at DESC) = 1",
-        {"ids": customers},
-    )
+    # their latest versions as the CRM delivered them: the warehouse keeps hashes, the vault
+    # the clear values
+    raw = {
+        r[0]: r
+        for r in corpus.query(
+            "SELECT * FROM raw_crm_customers WHERE list_contains($ids, customer_id) "
+            "QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY updated_at DESC) = 1",
+            {"ids": customers},
+        )
+    }
+    raw_columns = [r[0] for r in corpus.query("DESCRIBE raw_crm_customers")]
+    latest = []
+    with warehouse.connection() as conn, vault_beside(warehouse).attached(conn) as vault:
+        for customer in customers:
+            clear = (
+                vault.read_customer(customer)
+                .sort("arrival_date", "record_number")
+                .row(-1, named=True)
+            )
+            delivered = dict(zip(raw_columns, raw[customer], strict=True))
+            latest.append([clear.get(c, delivered.get(c)) for c in CRM_CUSTOMERS.columns])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     column = CRM_CUSTOMERS.columns.index("first_name")
@@ -243,10 +260,10 @@ def test_formula_and_script_text_from_landing_files_reaches_exports_neutralised(
         writer.writerow(edited)
     corpus.write(CRM_CUSTOMERS, "\n".join(lines) + "\n" + out.getvalue())
     corpus.stage(CRM_CUSTOMERS)
-    stage_days(warehouse, "customer_pii", DAY, DAY, QualityPolicy())
 
     # the audience export's landing-derived text: product ids, here the day's top pick
     with warehouse.connection() as conn:
+        run_sql(conn, "activation/withdrawn_consent")
         audience = query_frame(conn, read_sql("activation/export_rows"), {"as_of_date": DAY})
         audience_ids = conn.execute(
             "SELECT DISTINCT customer_id FROM audiences WHERE as_of_date = $d AND NOT is_holdout "
@@ -266,7 +283,7 @@ def test_formula_and_script_text_from_landing_files_reaches_exports_neutralised(
                 {"d": DAY, "c": customer, "p": product},
             )
         folders = ExportFolders(export_dir=str(tmp_path / "a"), delivery_dir=str(tmp_path / "d"))
-        export_day(conn, DAY, book, folders)
+        export_day(conn, DAY, book, folders, vault_beside(warehouse))
     assert audience.height > 0
 
     delivery_csv = sorted((tmp_path / "d" / str(DAY)).glob("*.csv"))
