@@ -8,6 +8,7 @@ import csv
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 from dagster import DagsterInstance
 
@@ -87,13 +88,19 @@ def test_every_table_with_an_identifier_column_is_owned_by_an_asset(
     assert "quarantine" in owned and "marketing_suppressions" in owned
 
 
+@pytest.fixture
+def busy(loaded_settings: Settings) -> tuple[Settings, str, pl.DataFrame, list]:
+    """A copy of the loaded month, its busiest customer, their identifiers and where they
+    are found."""
+    customer = _busy_customer(loaded_settings)
+    identifiers = _identifiers(loaded_settings, customer)
+    return loaded_settings, customer, identifiers, _left(loaded_settings, identifiers)
+
+
 def test_the_job_erases_a_customer_from_every_table_and_a_backfill_does_not_return_them(
-    loaded_settings: Settings,
+    busy: tuple[Settings, str, pl.DataFrame, list],
 ) -> None:
-    settings = loaded_settings
-    customer = _busy_customer(settings)
-    identifiers = _identifiers(settings, customer)
-    before = _left(settings, identifiers)
+    settings, customer, identifiers, before = busy
     assert {t for t, _, _ in before} >= EXPECTED
     kinds = set(identifiers["kind"])
     assert {"customer_id", "customer_key", "email_hash", "session_id"} <= kinds
@@ -154,12 +161,9 @@ def test_an_email_address_finds_the_customer_from_the_command_line(
 
 
 def test_a_table_left_out_fails_verification_and_changes_nothing(
-    loaded_settings: Settings,
+    busy: tuple[Settings, str, pl.DataFrame, list],
 ) -> None:
-    settings = loaded_settings
-    customer = _busy_customer(settings)
-    identifiers = _identifiers(settings, customer)
-    before = _left(settings, identifiers)
+    settings, customer, identifiers, before = busy
     tables = [t for t in _tables(settings) if t != "recommendations"]
     with (
         warehouse_for(settings).connection() as conn,
