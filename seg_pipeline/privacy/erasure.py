@@ -10,18 +10,22 @@ name, and the web sessions the customer was seen in (the anonymous events of a s
 customer's once stitched). Quarantined records (``raw_record``) that mention any of these
 values go too.
 
-What an erasure does (:func:`erase_customers`, inside one transaction):
+What an erasure does (:func:`erase_customers`): it resolves the request (customer ids, keyed
+hashes, or e-mail addresses looked up by their keyed hash) to the customers the CRM delivered;
+with the vault attached, it then destroys the
+customers' data keys and deletes their vault records (committed on their own: their clear
+values are unreadable from then on, in every copy of the vault); then, inside one warehouse
+transaction, it
 
-1. resolves the request (customer ids, or e-mail addresses looked up by their keyed hash) and
-   collects the customers' identifiers (``sql/privacy/customer_identifiers.sql``);
+1. collects the customers' identifiers (``sql/privacy/customer_identifiers.sql``);
 2. deletes the rows of every owned table that carry one of them;
 3. records the keyed hash of each customer id in ``erased_customers`` (every later load drops
    their rows: a re-delivered file or a backfill does not bring them back) and an audit row
    per customer in ``erasure_requests`` (request id, keyed hash, when, rows per table: no clear
    value, not even the id);
 4. verifies (:func:`find_identifiers`): every text column of every table of the warehouse,
-   owned or not, is searched for every identifier; anything left fails the request and rolls
-   the whole transaction back.
+   owned or not, is searched for every identifier, and the vault must hold no key and no
+   record of the customers; anything left fails the request and rolls the warehouse back.
 
 The ledger tables hold the keyed hash of the id by design (they are how later loads recognise
 the customer); the verification leaves them out.
