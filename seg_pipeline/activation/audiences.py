@@ -22,7 +22,7 @@ import duckdb
 import polars as pl
 
 from seg_pipeline.activation.playbook import Campaign, Playbook
-from seg_pipeline.resources import query_frame, read_sql, run_sql
+from seg_pipeline.resources import query_frame, read_sql
 
 AUDIENCE_SCHEMA = {
     "as_of_date": pl.Date,
@@ -148,7 +148,6 @@ def audiences_of_day(
     send_date = day + timedelta(days=1)
     longest_cap = max(c.cap_days for c in book.campaigns)
     longest_cooldown = max(c.cooldown_days for c in book.campaigns)
-    run_sql(conn, "activation/withdrawn_consent")
     candidates = query_frame(conn, read_sql("activation/audience_candidates"), {"as_of_date": day})
     contacts = query_frame(
         conn,

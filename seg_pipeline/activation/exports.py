@@ -38,7 +38,7 @@ from seg_pipeline.activation.audiences import campaign_instance_id
 from seg_pipeline.activation.playbook import Playbook, PlaybookFile
 from seg_pipeline.names import check_export_folders, path_under
 from seg_pipeline.privacy.vault import Vault
-from seg_pipeline.resources import query_frame, read_sql, registered, run_sql
+from seg_pipeline.resources import query_frame, read_sql, registered
 
 T = TypeVar("T")
 # OWASP's CSV-injection list (=, +, -, @, tab, carriage return) plus ASVS 1.2.10's NUL, a
@@ -187,7 +187,6 @@ def export_day(
     per file written. The delivery export needs the ``vault``."""
     send_date = day + timedelta(days=1)
     ids = [campaign_instance_id(c, send_date) for c in playbook.campaigns]
-    run_sql(conn, "activation/withdrawn_consent")
     versions = query_frame(conn, read_sql("activation/model_versions"), {"as_of_date": day})
     manifest = {
         "playbook_version": playbook.version,

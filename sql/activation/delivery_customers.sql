@@ -1,5 +1,5 @@
 -- delivery_customers: the treated customers of $as_of_date's audiences whose consent still holds
--- that day and was not withdrawn since (_withdrawn_consent), each with the CRM record of their
+-- that day (the audiences leave out a consent withdrawn since), each with the CRM record of their
 -- latest version staging kept by then (its lineage: the vault seals that record's contact
 -- fields). Grain: (campaign_id, customer_id).
 with
@@ -29,7 +29,6 @@ select
     v.record_number
 from audiences as a
 semi join consented as k on a.customer_id = k.customer_id
-anti join _withdrawn_consent as w on a.customer_id = w.customer_id
 left join latest_version as v on a.customer_id = v.customer_id
 where a.as_of_date = $as_of_date and not a.is_holdout
 order by a.campaign_id, a.customer_id

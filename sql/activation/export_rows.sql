@@ -1,7 +1,7 @@
 -- export_rows: the treated customers of $as_of_date's audiences as the audience export carries
 -- them: a pseudonymous key (keyed hash of the customer id) instead of the id, no contact field,
 -- the customer's top three recommended products of the day ('|'-separated); holdout customers
--- never leave, nor customers whose consent was withdrawn since (_withdrawn_consent).
+-- never leave.
 -- Grain: (campaign_id, customer_key).
 with
 
@@ -23,6 +23,5 @@ select
     p.recommended_products
 from audiences as a
 left join top_products as p on a.customer_id = p.customer_id
-anti join _withdrawn_consent as w on a.customer_id = w.customer_id
 where a.as_of_date = $as_of_date and not a.is_holdout
 order by a.campaign_id, customer_key

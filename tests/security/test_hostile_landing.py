@@ -24,7 +24,7 @@ import pytest
 from seg_pipeline.activation.exports import ExportFolders, export_day
 from seg_pipeline.activation.playbook import load_playbook
 from seg_pipeline.ingest.loaders import MAX_JSON_DEPTH, MAX_LINE_BYTES, json_nesting_too_deep
-from seg_pipeline.resources import query_frame, read_sql, run_sql
+from seg_pipeline.resources import query_frame, read_sql
 from seg_pipeline.settings import REPO_ROOT
 from seg_pipeline.sources import CRM_CUSTOMERS, WEB_EVENTS, Source
 from tests.conftest import warehouse_for
@@ -219,7 +219,6 @@ def test_formula_and_script_text_from_landing_files_reaches_exports_neutralised(
     book = load_playbook(REPO_ROOT / "playbook.yaml")
     warehouse = warehouse_for(corpus.settings)
     with warehouse.connection() as conn:
-        run_sql(conn, "activation/withdrawn_consent")
         delivered = query_frame(
             conn, read_sql("activation/delivery_customers"), {"as_of_date": DAY}
         )
@@ -263,7 +262,6 @@ def test_formula_and_script_text_from_landing_files_reaches_exports_neutralised(
 
     # the audience export's landing-derived text: product ids, here the day's top pick
     with warehouse.connection() as conn:
-        run_sql(conn, "activation/withdrawn_consent")
         audience = query_frame(conn, read_sql("activation/export_rows"), {"as_of_date": DAY})
         audience_ids = conn.execute(
             "SELECT DISTINCT customer_id FROM audiences WHERE as_of_date = $d AND NOT is_holdout "
