@@ -311,6 +311,7 @@ def _record(
             {
                 "request_id": request_id,
                 "requested_at": started,
+                "completed_at": datetime.now(UTC).replace(tzinfo=None),
                 "rows_deleted": sum(rows.values()),
                 "tables": json.dumps({t: n for t, n in rows.items() if n}, sort_keys=True),
             },
