@@ -11,6 +11,7 @@ from seg_pipeline.features.assets import build_feature_assets
 from seg_pipeline.ingest.assets import build_raw_assets
 from seg_pipeline.metadata import PlotFolder
 from seg_pipeline.models.store import ModelStore
+from seg_pipeline.ops.alerts import build_alert_sensors
 from seg_pipeline.ops.recovery import warehouse_recovery_sensor
 from seg_pipeline.ops.schedules import (
     build_daily_job,
@@ -66,7 +67,8 @@ def build_definitions(
         asset_checks=checks,
         jobs=[daily_job, build_refit_segmentation_job(), build_set_champion_job(), erasure_job],
         schedules=[build_daily_schedule(daily_job)],
-        sensors=[warehouse_recovery_sensor],
+        # the alert sensors run by default: without SEG_ALERT_WEBHOOK_URL they only record
+        sensors=[warehouse_recovery_sensor, *build_alert_sensors(settings)],
         resources={
             "warehouse": Warehouse(
                 database=str(settings.warehouse_path),

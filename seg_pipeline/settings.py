@@ -27,11 +27,16 @@ without any set-up; each can be moved with an environment variable:
   beside it)
 - ``SEG_VAULT_KEY``: the key-encryption key of the vault's data keys (32 bytes, hex or base64);
   required to load the CRM and to export contacts, never in the repository or a database
+- ``SEG_ALERT_WEBHOOK_URL``: where the run-failure alerts are POSTed (an ``http://`` or
+  ``https://`` URL); off unless set: alerts are then only recorded under
+  ``$SEG_DATA_DIR/alerts`` (``seg_pipeline/ops/alerts.py``). Treated as a credential (a
+  webhook URL often holds a token): never logged or recorded beyond its scheme and host
 - ``DAGSTER_HOME``: the Dagster instance (the Makefile sets ``<repo>/.dagster_home``)
 
 Settings are read when definitions are built, never at import time. A path holding a control
 character, a first partition that is not a ``YYYY-MM-DD`` day and a delivery folder inside the
-export folder (or around it) are refused naming the variable (``docs/security.md``).
+export folder (or around it) are refused naming the variable (``docs/security.md``); so is
+an alert webhook that is not an http(s) URL with a host (without echoing the value).
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from seg_pipeline.names import check_export_folders, iso_day, setting_path
 from seg_pipeline.warehouse_lock import lock_timeout_from_env
@@ -50,6 +56,7 @@ SQL_DIR = REPO_ROOT / "sql"
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 
 PSEUDONYMISATION_KEY_ENV = "SEG_PSEUDONYMISATION_KEY"
+ALERT_WEBHOOK_ENV = "SEG_ALERT_WEBHOOK_URL"
 VAULT_KEY_ENV = "SEG_VAULT_KEY"
 # Every environment variable holding a secret: read only inside the process that needs it
 # (never a Dagster config value, so never in run config, metadata, logs or the UI); the secrets
@@ -81,6 +88,8 @@ class Settings:
     export_dir: Path | None = None
     delivery_dir: Path | None = None
     vault_path: Path | None = None
+    # repr=False: a webhook URL often holds a token, and a Settings may end up in a traceback
+    alert_webhook_url: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -106,7 +115,13 @@ class Settings:
             export_dir=export_dir,
             delivery_dir=delivery_dir,
             vault_path=setting_path(env, "SEG_VAULT", None),
+            alert_webhook_url=_webhook_url(env),
         )
+
+    @property
+    def alerts_dir(self) -> Path:
+        """Where the run-failure alerts are recorded: ``<data dir>/alerts``."""
+        return self.data_dir / "alerts"
 
     @property
     def vault_file(self) -> Path:
@@ -140,3 +155,23 @@ def _positive_int(env: Mapping[str, str], name: str) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
     return int(value)
+
+
+def _webhook_url(env: Mapping[str, str]) -> str | None:
+    """The alert webhook: ``None`` when unset or blank; an http(s) URL with a host otherwise.
+    The value is never echoed in the error: a webhook URL often holds a token."""
+    value = (env.get(ALERT_WEBHOOK_ENV) or "").strip()
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(
+            f"{ALERT_WEBHOOK_ENV} must be an http:// or https:// URL with a host and no spaces "
+            "or control characters (the value is not shown: a webhook URL often holds a token)"
+        )
+    return value
