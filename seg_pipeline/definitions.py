@@ -22,7 +22,12 @@ from seg_pipeline.ops.schedules import (
 from seg_pipeline.partitions import daily_partitions
 from seg_pipeline.predictive.assets import build_predictive_assets
 from seg_pipeline.privacy.erasure import owned_tables
-from seg_pipeline.privacy.jobs import build_erasure_job
+from seg_pipeline.privacy.files import OwnedFiles
+from seg_pipeline.privacy.jobs import (
+    build_erasure_job,
+    build_retention_job,
+    build_retention_schedule,
+)
 from seg_pipeline.privacy.vault import Vault
 from seg_pipeline.quality.checks import build_quality_checks
 from seg_pipeline.quality.quarantine import QualityPolicy
@@ -61,12 +66,21 @@ def build_definitions(
         *build_predictive_assets(partitions_def),
         *build_activation_assets(partitions_def),
     ]
-    erasure_job = build_erasure_job(owned_tables(s for a in assets for s in a.specs))
+    erasure_job = build_erasure_job(
+        owned_tables(s for a in assets for s in a.specs), OwnedFiles.from_settings(settings)
+    )
+    retention_job = build_retention_job(settings.retention_days)
     return Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[daily_job, build_refit_segmentation_job(), build_set_champion_job(), erasure_job],
-        schedules=[build_daily_schedule(daily_job)],
+        jobs=[
+            daily_job,
+            build_refit_segmentation_job(),
+            build_set_champion_job(),
+            erasure_job,
+            retention_job,
+        ],
+        schedules=[build_daily_schedule(daily_job), build_retention_schedule(retention_job)],
         # the alert sensors run by default: without SEG_ALERT_WEBHOOK_URL they only record
         sensors=[warehouse_recovery_sensor, *build_alert_sensors(settings)],
         resources={

@@ -31,6 +31,8 @@ without any set-up; each can be moved with an environment variable:
   ``https://`` URL); off unless set: alerts are then only recorded under
   ``$SEG_DATA_DIR/alerts`` (``seg_pipeline/ops/alerts.py``). Treated as a credential (a
   webhook URL often holds a token): never logged or recorded beyond its scheme and host
+- ``SEG_RETENTION_DAYS``: landing files and raw rows older than this many days are purged by
+  the ``retention`` job (default 730; ``seg_pipeline/privacy/retention.py``)
 - ``DAGSTER_HOME``: the Dagster instance (the Makefile sets ``<repo>/.dagster_home``)
 
 Settings are read when definitions are built, never at import time. A path holding a control
@@ -88,6 +90,7 @@ class Settings:
     export_dir: Path | None = None
     delivery_dir: Path | None = None
     vault_path: Path | None = None
+    retention_days: int = 730
     # repr=False: a webhook URL often holds a token, and a Settings may end up in a traceback
     alert_webhook_url: str | None = field(default=None, repr=False)
 
@@ -116,6 +119,7 @@ class Settings:
             delivery_dir=delivery_dir,
             vault_path=setting_path(env, "SEG_VAULT", None),
             alert_webhook_url=_webhook_url(env),
+            retention_days=_positive_int(env, "SEG_RETENTION_DAYS") or cls.retention_days,
         )
 
     @property

@@ -160,3 +160,20 @@ def warehouse_for(settings: Settings) -> Warehouse:
 
 def vault_for(settings: Settings) -> Vault:
     return Vault(path=str(settings.vault_file), key_encryption_key=TEST_VAULT_KEY)
+
+
+def own_files(settings: Settings, data_dir: Path) -> Settings:
+    """``settings`` with copies of the month's landing files, exports and models in a data
+    folder of the test's own, and a delivery folder there."""
+    month = settings.data_dir
+    for folder in ("landing", "exports", "models"):
+        shutil.copytree(month / folder, data_dir / folder)
+    return replace(
+        settings,
+        data_dir=data_dir,
+        landing_dir=data_dir / "landing",
+        truth_dir=data_dir / "truth",
+        model_dir=data_dir / "models",
+        export_dir=data_dir / "exports",
+        delivery_dir=data_dir / "delivery",
+    )

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 
+from seg_pipeline.privacy.retention import purged_before
 from seg_pipeline.privacy.vault import VaultSession
 from seg_pipeline.quality.quarantine import (
     clear_quarantine,
@@ -174,8 +175,14 @@ def load_file(
     if source.personal and vault is None:
         raise ValueError(f"{source.name}: loading personal columns needs the attached vault")
     if not path.exists():
+        cutoff = purged_before(conn)
+        why = (
+            f" (retention purged the days before {cutoff}: SEG_RETENTION_DAYS)"
+            if cutoff and partition_date < cutoff
+            else ""
+        )
         raise LandingFileError(
-            f"{source.name}: landing file for {partition_date} is missing: {path}"
+            f"{source.name}: landing file for {partition_date} is missing: {path}{why}"
         )
     result = LoadResult(source=source.name, partition_date=partition_date, path=path)
     if path.stat().st_size == 0:

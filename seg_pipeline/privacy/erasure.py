@@ -46,6 +46,7 @@ import polars as pl
 
 from seg_pipeline.assets_common import TABLES_METADATA_KEY
 from seg_pipeline.names import sql_identifier
+from seg_pipeline.privacy.files import FileErasure, OwnedFiles, erase_from_files, find_in_files
 from seg_pipeline.privacy.vault import CustomerErased, VaultSession
 from seg_pipeline.resources import (
     query_frame,
@@ -70,6 +71,8 @@ IDENTIFIER_COLUMNS: dict[str, str] = {
 # Columns holding a delivered record as text: rows that mention an identifier go.
 RECORD_COLUMNS: tuple[str, ...] = ("raw_record",)
 LEDGER_TABLES: tuple[str, ...] = ("erased_customers", "erasure_requests")
+# Clear values searched for besides the identifiers (read from the vault before shredding).
+CLEAR_CONTACT_FIELDS: tuple[str, ...] = ("email", "phone")
 # Types whose values cannot hold an identifier (the rest is searched as text).
 _NOT_TEXT = re.compile(
     r"^(BOOLEAN|TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|U\w*INT|FLOAT|DOUBLE|DECIMAL.*|DATE|"
@@ -88,6 +91,7 @@ class ErasureReport:
     request_id: str
     customers: int
     rows_by_table: dict[str, int] = field(default_factory=dict)
+    rows_by_file: dict[str, int] = field(default_factory=dict)
     remaining: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
@@ -152,9 +156,19 @@ def customer_identifiers(
         return query_frame(conn, read_sql("privacy/customer_identifiers"))
 
 
+def _literal(value: str) -> str:
+    """``value`` as a regular expression that matches only itself, in every dialect the
+    values meet (DuckDB's RE2, Python): letters and digits as they are, anything else as a
+    one-character class."""
+    return "".join(
+        c if c.isalnum() or c == "_" else ("[\\" + c + "]" if c in "\\]^[" else f"[{c}]")
+        for c in value
+    )
+
+
 def _token_pattern(values: Iterable[str]) -> str:
     """A regular expression matching any of ``values`` as a whole token of a text."""
-    alternatives = "|".join(sorted({re.escape(v) for v in values if v}, key=len, reverse=True))
+    alternatives = "|".join(sorted({_literal(v) for v in values if v}, key=len, reverse=True))
     return rf"(?:^|[^0-9A-Za-z_])(?:{alternatives})(?:[^0-9A-Za-z_]|$)"
 
 
@@ -232,14 +246,18 @@ def erase_customers(
     request_id: str | None = None,
     now: datetime | None = None,
     vault: VaultSession | None = None,
+    files: OwnedFiles | None = None,
 ) -> ErasureReport:
     """Erase the customers of one request (see the module docstring).
 
-    With the ``vault`` attached, their clear values are crypto-shredded first (data keys
-    destroyed, vault records deleted: committed on their own, so a request that fails later
-    has still made their clear values unreadable, and is run again to finish). Then one
-    warehouse transaction deletes their rows and commits only when verification finds nothing
-    left, in the warehouse or the vault.
+    With the ``vault`` attached, their clear e-mail addresses and phone numbers are read
+    (searched for below, kept in memory only), then their clear values are crypto-shredded
+    (data keys destroyed, vault records deleted: committed on their own, so a request that
+    fails later has still made their clear values unreadable, and is run again to finish).
+    With ``files``, their lines leave the landing files and exports
+    (:func:`seg_pipeline.privacy.files.erase_from_files`, also kept when a later step fails).
+    Then one warehouse transaction deletes their rows and commits only when verification
+    finds nothing left: in the warehouse, the vault, or any file under ``files``' roots.
 
     Raises :class:`ErasureError` when the request names no customer the CRM delivered
     (nothing changes) or verification finds an identifier left (the warehouse is rolled back).
@@ -254,25 +272,58 @@ def erase_customers(
             f"request {request_id}: none of its {asked} id(s), key(s) and address(es) is "
             "a customer the CRM delivered; nothing was erased"
         )
+    identifiers = customer_identifiers(conn, ids)
     rows: dict[str, int] = {}
     if vault is not None:
+        identifiers = pl.concat([identifiers, _clear_contacts(vault, ids)])
         rows["vault.data_keys"] = vault.destroy_data_keys(ids)
         rows["vault.records"] = vault.delete_customer_records(ids)
+    values = identifiers["value"].to_list()
     with transaction(conn):
-        identifiers = customer_identifiers(conn, ids)
         rows |= delete_rows(conn, [t for t in tables if t not in LEDGER_TABLES], identifiers)
         remaining = find_identifiers(conn, identifiers)
+        rewritten = FileErasure({}, [])
+        if files is not None:
+            rewritten = erase_from_files(files, values, request_id)
+            _update_export_rows(conn, rewritten.exports)
+            remaining += find_in_files(files, values)
         if vault is not None:
             remaining += _left_in_vault(vault, ids)
         if remaining:
-            where = ", ".join(f"{t}.{c} ({n} rows)" for t, c, n in remaining)
+            where = ", ".join(f"{t}.{c} ({n} rows)" if c else f"{t} ({n})" for t, c, n in remaining)
             raise ErasureError(
                 f"request {request_id}: identifiers of the customers are still in {where}; "
                 "the erasure was rolled back"
             )
-        _record(conn, request_id, ids, rows, started)
+        _record(conn, request_id, ids, rows, rewritten.rows_by_file, started)
     conn.execute("CHECKPOINT")
-    return ErasureReport(request_id, len(ids), rows, remaining)
+    return ErasureReport(request_id, len(ids), rows, rewritten.rows_by_file, remaining)
+
+
+def _clear_contacts(vault: VaultSession, customer_ids: Sequence[str]) -> pl.DataFrame:
+    """The clear e-mail addresses and phone numbers the vault holds for ``customer_ids`` (none
+    for a customer whose key is already gone): (kind, value) rows. Names and birth dates are
+    not searched for: as tokens they match other people's text."""
+    found = []
+    for customer in customer_ids:
+        try:
+            records = vault.read_customer(customer)
+        except CustomerErased:
+            continue
+        for kind in CLEAR_CONTACT_FIELDS:
+            found += [(kind, v) for v in records[kind].drop_nulls().unique().to_list() if v]
+    return pl.DataFrame(found, schema={"kind": pl.String, "value": pl.String}, orient="row")
+
+
+def _update_export_rows(conn: duckdb.DuckDBPyConnection, exports: list[dict[str, object]]) -> None:
+    """``campaign_exports`` rows of rewritten export files: their new row count and hash."""
+    if not exports or not table_exists(conn, "campaign_exports"):
+        return
+    frame = pl.DataFrame(
+        exports, schema={"file": pl.String, "row_count": pl.Int64, "sha256": pl.String}
+    )
+    with registered(conn, "_rewritten_exports", frame):
+        run_sql(conn, "privacy/update_export_files")
 
 
 def _left_in_vault(vault: VaultSession, customer_ids: Sequence[str]) -> list[tuple[str, str, int]]:
@@ -299,6 +350,7 @@ def _record(
     request_id: str,
     customer_ids: Sequence[str],
     rows: dict[str, int],
+    rows_by_file: dict[str, int],
     started: datetime,
 ) -> None:
     """The tombstones and audit rows of a verified request."""
@@ -314,6 +366,7 @@ def _record(
                 "completed_at": datetime.now(UTC).replace(tzinfo=None),
                 "rows_deleted": sum(rows.values()),
                 "tables": json.dumps({t: n for t, n in rows.items() if n}, sort_keys=True),
+                "files": json.dumps(rows_by_file, sort_keys=True),
             },
         )
 

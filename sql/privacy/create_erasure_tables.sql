@@ -1,7 +1,7 @@
 -- The erasure ledger. erased_customers: the keyed hash of every erased customer id (never the
 -- id), which every later load applies so that a re-delivery or a backfill does not bring the
 -- customer back. erasure_requests: one audit row per erased customer of a request: which tables
--- lost how many rows, when. Neither holds a clear value.
+-- and files lost how many rows, when. Neither holds a clear value.
 create table if not exists erased_customers (
     customer_key varchar primary key,
     request_id varchar not null,
@@ -15,5 +15,9 @@ create table if not exists erasure_requests (
     completed_at timestamp not null,
     rows_deleted bigint not null,
     tables json not null,
-    verified boolean not null
-)
+    verified boolean not null,
+    files json
+);
+
+-- files: added after the first release; a warehouse made before gets the column
+alter table erasure_requests add column if not exists files json

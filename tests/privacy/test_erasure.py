@@ -1,11 +1,13 @@
-"""Erasure on request, on the generated month: a customer present in every kind of table is
-erased by the Dagster job, verification finds nothing, the audit names no clear value, and a
-backfill afterwards does not bring the customer back."""
+"""Erasure on request, on the generated month: a customer present in every kind of table and
+file is erased by the Dagster job, verification finds nothing, the audit names no clear value,
+and a backfill afterwards does not bring the customer back."""
 
 from __future__ import annotations
 
 import csv
 import json
+import zipfile
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -23,9 +25,10 @@ from seg_pipeline.privacy.erasure import (
     keyed_hashes,
     owned_tables,
 )
+from seg_pipeline.privacy.files import OwnedFiles, find_in_files
 from seg_pipeline.privacy.jobs import ERASURE_JOB_NAME, main
 from seg_pipeline.settings import Settings
-from tests.conftest import run_range, vault_for, warehouse_for
+from tests.conftest import own_files, run_range, vault_for, warehouse_for
 
 # Tables a customer who ordered, browsed, reviewed and was selected has rows in.
 EXPECTED = {
@@ -45,10 +48,19 @@ EXPECTED = {
 }
 
 
+# Treated and consented on some day: in that day's delivery export.
+DELIVERED = (
+    "SELECT a.customer_id, a.as_of_date FROM audiences AS a JOIN customer_features AS f "
+    "USING (customer_id, as_of_date) WHERE NOT a.is_holdout AND f.has_marketing_consent"
+)
+
+
 def _busy_customer(settings: Settings) -> str:
-    """The customer with rows in the most of the tables above (ties: the smallest id)."""
+    """The customer with rows in the most of the tables above, and a delivery (ties: the
+    smallest id)."""
     parts = " UNION ALL ".join(
-        f"SELECT DISTINCT customer_id, '{t}' AS t FROM {t}" for t in sorted(EXPECTED)
+        [f"SELECT DISTINCT customer_id, '{t}' AS t FROM {t}" for t in sorted(EXPECTED)]
+        + [f"SELECT DISTINCT customer_id, 'delivered' AS t FROM ({DELIVERED})"]
     )
     return (
         warehouse_for(settings)
@@ -89,15 +101,28 @@ def test_every_table_with_an_identifier_column_is_owned_by_an_asset(
 
 
 @pytest.fixture
-def busy(loaded_settings: Settings) -> tuple[Settings, str, pl.DataFrame, list]:
-    """A copy of the loaded month, its busiest customer, their identifiers and where they
-    are found."""
-    customer = _busy_customer(loaded_settings)
-    identifiers = _identifiers(loaded_settings, customer)
-    return loaded_settings, customer, identifiers, _left(loaded_settings, identifiers)
+def busy(loaded_settings: Settings, tmp_path: Path) -> tuple[Settings, str, pl.DataFrame, list]:
+    """A copy of the loaded month and its files, its busiest customer, their identifiers and
+    where they are found."""
+    settings = own_files(loaded_settings, tmp_path / "data")
+    customer = _busy_customer(settings)
+    identifiers = _identifiers(settings, customer)
+    return settings, customer, identifiers, _left(settings, identifiers)
 
 
-def test_the_job_erases_a_customer_from_every_table_and_a_backfill_does_not_return_them(
+def _delivered_day(settings: Settings, customer: str) -> date:
+    return (
+        warehouse_for(settings)
+        .query(f"SELECT max(as_of_date) FROM ({DELIVERED}) WHERE customer_id = '{customer}'")
+        .item()
+    )
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def test_the_job_erases_a_customer_from_every_table_and_file_and_a_backfill_does_not_return_them(
     busy: tuple[Settings, str, pl.DataFrame, list],
 ) -> None:
     settings, customer, identifiers, before = busy
@@ -111,31 +136,70 @@ def test_the_job_erases_a_customer_from_every_table_and_a_backfill_does_not_retu
             "SELECT max(_partition_date) FROM raw_web_events WHERE customer_id = $c",
             {"c": customer},
         ).fetchall()
+    with warehouse_for(settings).connection() as conn, vault_for(settings).attached(conn) as vault:
+        email = vault.read_customer(customer)["email"].drop_nulls()[0]
 
     defs = build_definitions(settings)
+    # the delivery export of a day the customer was sent to: their id and address in a file
+    delivered = _delivered_day(settings, customer)
+    assert run_range(defs, delivered, delivered, assets=["campaign_exports"]).success
+    owned = OwnedFiles.from_settings(settings)
+    values = [*identifiers["value"].to_list(), email]
+    files_before = {
+        Path(f).relative_to(settings.data_dir).parts[0] for f, _, _ in find_in_files(owned, values)
+    }
+    assert files_before >= {"landing", "exports", "delivery"}
+    web_file = settings.landing_dir / "web_events" / f"{day}.jsonl"
+    web_before = _lines(web_file)
+
     result = defs.resolve_job_def(ERASURE_JOB_NAME).execute_in_process(
         run_config={"ops": {"erase_customers": {"config": {"customer_keys": [key]}}}},
         instance=DagsterInstance.ephemeral(),
     )
     assert result.success
     assert _left(settings, identifiers) == []
+    assert find_in_files(owned, values) == []
     # crypto-shredded: no data key, no record in the vault
     with warehouse_for(settings).connection() as conn, vault_for(settings).attached(conn) as vault:
         assert vault.data_keys([customer]) == {}
         assert vault.read_customer(customer).is_empty()
+
+    # the landing file lost the customer's lines and nothing else, byte for byte
+    removed = [line for line in web_before if customer.encode() in line]
+    assert removed and _lines(web_file) == [x for x in web_before if x not in removed]
+    # a rewritten export folder's manifest and campaign_exports agree with its files
+    manifest_path = settings.export_dir / delivered.isoformat() / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["erasures"]
+    exported = warehouse_for(settings).query(
+        f"SELECT file, row_count, sha256 FROM campaign_exports WHERE as_of_date = '{delivered}'"
+        " AND kind = 'audience'"
+    )
+    for entry in manifest["files"]:
+        path = manifest_path.parent / entry["file"]
+        row = exported.filter(pl.col("file") == str(path)).row(0, named=True)
+        assert (row["row_count"], row["sha256"]) == (entry["row_count"], entry["sha256"])
+        if path.suffix == ".csv":
+            assert entry["row_count"] == len(_lines(path)) - 1
 
     audit = warehouse_for(settings).query("SELECT * FROM erasure_requests")
     assert audit.height == 1 and audit["customer_key"].item() == key
     assert audit["verified"].item() and audit["rows_deleted"].item() > 0
     deleted = json.loads(audit["tables"].item())
     assert set(deleted) >= EXPECTED | {"vault.data_keys", "vault.records"}
-    assert customer not in str(audit.to_dicts())
+    files = json.loads(audit["files"].item())
+    assert (
+        str(web_file) in files
+        and {Path(f).relative_to(settings.data_dir).parts[0] for f in files} == files_before
+    )
+    assert customer not in str(audit.to_dicts()) and email not in str(audit.to_dicts())
     # the run's metadata counts rows, it names no customer
     events = "".join(str(e) for e in result.all_events)
-    assert customer not in events and key not in events
+    assert customer not in events and key not in events and email not in events
 
-    # A run of that day loads the landing files again: the tombstone keeps the
-    # customer out of every table.
+    # The source delivers the day's file again, the customer's lines included: the
+    # tombstone keeps the customer out of every table.
+    web_file.write_bytes(b"".join(web_before))
     backfill = run_range(defs, day, day)
     assert backfill.success
     (loaded,) = backfill.asset_materializations_for_node("raw_web_events")
@@ -143,10 +207,32 @@ def test_the_job_erases_a_customer_from_every_table_and_a_backfill_does_not_retu
     assert _left(settings, identifiers) == []
 
 
+def test_a_model_file_holding_an_identifier_fails_verification(
+    busy: tuple[Settings, str, pl.DataFrame, list],
+) -> None:
+    """An artifact that kept per-customer rows (here: a planted one) is found by the file
+    search; the warehouse is rolled back and the error names the file and its member."""
+    settings, customer, identifiers, before = busy
+    artifact = settings.model_dir / "segmentation" / "planted.skops"
+    with zipfile.ZipFile(artifact, "w") as archive:
+        archive.writestr("rows.json", json.dumps({"kept_rows": [customer, "C0"]}))
+    with (
+        warehouse_for(settings).connection() as conn,
+        pytest.raises(ErasureError, match=r"planted\.skops:rows\.json \(1\)"),
+    ):
+        erase_customers(
+            conn,
+            _tables(settings),
+            customer_ids=[customer],
+            files=OwnedFiles.from_settings(settings),
+        )
+    assert _left(settings, identifiers) == before
+
+
 def test_an_email_address_finds_the_customer_from_the_command_line(
     loaded_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = loaded_settings
+    settings = own_files(loaded_settings, tmp_path / "data")
     crm = sorted((settings.landing_dir / "crm_customers").glob("*.csv"))[0]
     with crm.open(newline="") as handle:
         row = next(r for r in csv.DictReader(handle) if "@" in (r["email"] or ""))
