@@ -15,6 +15,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from seg_pipeline.definitions import build_definitions
@@ -25,6 +26,7 @@ from seg_pipeline.ingest.validate import (
     FAILS_LOAD,
     NOT_READ,
     QUARANTINED,
+    WARNING,
     Problem,
     main,
     validate_folder,
@@ -235,6 +237,42 @@ def test_oversized_and_too_deep_json_lines(folder: Path) -> None:
     assert len(long_line.message) < 200  # the reason, not the line
     deep = _only(problems, rule="json_too_deep")
     assert (deep.line, deep.column) == (7, "url")
+    assert len(problems) == 2
+
+
+def test_without_crm_files_every_customer_counts_as_known(folder: Path) -> None:
+    shutil.rmtree(folder / "crm_customers")
+    assert validate_folder(folder).problems == []
+
+
+def test_wrong_parquet_type_and_a_value_outside_the_raw_suite(folder: Path) -> None:
+    path = folder / "campaign_sends" / f"{DAY}.parquet"
+    sends = pl.read_parquet(path)
+    sends.with_columns(pl.col("opened").cast(pl.Int8)).write_parquet(path)
+
+    def fax_channel(lines: list[str]) -> None:
+        header = _csv_fields(lines[0])
+        fields = _csv_fields(lines[1])
+        fields[header.index("channel")] = "fax"
+        lines[1] = _csv_line(fields)
+
+    _edit_lines(folder / "orders" / f"{DAY}.csv", fax_channel)
+    problems = validate_folder(folder).problems
+    wrong = _only(problems, rule="wrong_type")
+    assert (wrong.file, wrong.line, wrong.column, wrong.effect) == (
+        f"campaign_sends/{DAY}.parquet",
+        None,
+        "opened",
+        FAILS_LOAD,
+    )
+    check = _only(problems, rule="raw_check")
+    assert (check.file, check.line, check.column, check.effect) == (
+        f"orders/{DAY}.csv",
+        2,
+        "channel",
+        WARNING,
+    )
+    assert check.message.startswith("'fax' is not one of web, app, store, marketplace")
     assert len(problems) == 2
 
 
