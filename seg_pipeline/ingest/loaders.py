@@ -97,7 +97,25 @@ _JSON_KEY = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:')
 
 
 class LandingFileError(ValueError):
-    """A landing file is missing or unusable; the message names the file and the problem."""
+    """A landing file is missing or unusable; the message names the file and the problem.
+
+    ``rule`` names the problem for machines (``seg-validate`` reports it: ``missing_file``,
+    ``empty_file``, ``missing_column``, ``duplicate_column``, ``unreadable_parquet``,
+    ``wrong_type``, ``incomplete_file``, ``wrong_day``, ``clear_personal_columns``), with the
+    ``columns`` and ``line`` it concerns where there are such."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rule: str = "file_rejected",
+        columns: tuple[str, ...] = (),
+        line: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.columns = columns
+        self.line = line
 
 
 @dataclass
@@ -139,7 +157,9 @@ def ensure_raw_tables(conn: duckdb.DuckDBPyConnection, source: Source) -> None:
             f"{source.raw_table} still holds clear personal columns ({', '.join(clear)}) from "
             f"before the vault: drop it (and the schema restricted), then re-materialize its "
             "partitions, which seals those values into the vault and keeps only their keyed "
-            "hashes (docs/privacy.md)"
+            "hashes (docs/privacy.md)",
+            rule="clear_personal_columns",
+            columns=tuple(clear),
         )
     ensure_quarantine_table(conn)
 
@@ -182,7 +202,8 @@ def load_file(
             else ""
         )
         raise LandingFileError(
-            f"{source.name}: landing file for {partition_date} is missing: {path}{why}"
+            f"{source.name}: landing file for {partition_date} is missing: {path}{why}",
+            rule="missing_file",
         )
     result = LoadResult(source=source.name, partition_date=partition_date, path=path)
     if path.stat().st_size == 0:
@@ -190,7 +211,9 @@ def load_file(
         # has a header and a Parquet file a footer, so for them 0 bytes means a broken export.
         if source.file_format == "jsonl":
             return result
-        raise LandingFileError(f"{source.name}: landing file is empty (0 bytes): {path}")
+        raise LandingFileError(
+            f"{source.name}: landing file is empty (0 bytes): {path}", rule="empty_file"
+        )
     loader = {"csv": _load_csv, "jsonl": _load_jsonl, "parquet": _load_parquet}
     loader[source.file_format](conn, source, path, result)
     if source.file_format != "parquet" and not _ends_with_newline(path):
@@ -289,7 +312,9 @@ def _check_last_record(conn: duckdb.DuckDBPyConnection, source: Source, result: 
         raise LandingFileError(
             f"{source.name}: {result.path} is incomplete: it ends without a newline inside its "
             f"last record (line {result.last_line}: {reject[0]}, {reject[1]}), so the file "
-            "looks cut off in transfer and none of it is loaded; deliver the whole file again"
+            "looks cut off in transfer and none of it is loaded; deliver the whole file again",
+            rule="incomplete_file",
+            line=result.last_line,
         )
 
 
@@ -324,7 +349,8 @@ def _check_file_day(
     raise LandingFileError(
         f"{source.name}: {result.path} is the file for {result.partition_date}, but {other} "
         f"of its {dated} rows ({other / dated:.0%}) happened on other days, mostly {usual}: "
-        "it looks like the file of another date"
+        "it looks like the file of another date",
+        rule="wrong_day",
     )
 
 
@@ -333,7 +359,10 @@ def _check_columns(source: Source, path: Path, found: list[str], result: LoadRes
     if missing:
         raise LandingFileError(
             f"{source.name}: {path} lacks required column(s) {', '.join(missing)} "
-            f"(found: {', '.join(found) or 'none'})"
+            f"(found: {', '.join(found) or 'none'})",
+            rule="missing_column",
+            columns=tuple(missing),
+            line=1 if source.file_format == "csv" else None,
         )
     result.extra_columns = [c for c in found if c not in source.columns]
 
@@ -475,7 +504,13 @@ def _load_csv(
     header = _csv_header(path)
     _check_columns(source, path, header, result)
     if len(set(header)) != len(header):
-        raise LandingFileError(f"{source.name}: {path} has duplicate column names: {header}")
+        duplicated = tuple(sorted({c for c in header if header.count(c) > 1}))
+        raise LandingFileError(
+            f"{source.name}: {path} has duplicate column names: {header}",
+            rule="duplicate_column",
+            columns=duplicated,
+            line=1,
+        )
     _read_lines(conn, path, result)
     _quarantine_rejects(conn, "csv_unterminated_quotes", result)
     with tempfile.TemporaryDirectory(prefix="seg-load-") as tmp:
@@ -528,7 +563,8 @@ def _load_parquet(
         described = _run(conn, "describe_parquet", result, path=str(path)).fetchall()
     except duckdb.Error as exc:
         raise LandingFileError(
-            f"{source.name}: {path} is not a readable Parquet file: {exc}"
+            f"{source.name}: {path} is not a readable Parquet file: {exc}",
+            rule="unreadable_parquet",
         ) from exc
     found_types = {r[0]: r[1] for r in described}
     _check_columns(source, path, list(found_types), result)
@@ -537,7 +573,9 @@ def _load_parquet(
         if found_types[column] not in _COMPATIBLE[expected]:
             raise LandingFileError(
                 f"{source.name}: {path} column {column} has type {found_types[column]}, "
-                f"expected {expected}"
+                f"expected {expected}",
+                rule="wrong_type",
+                columns=(column,),
             )
     _append_rows(
         conn, source, "parse_parquet", result, path=str(path), columns=list(source.columns)

@@ -1,7 +1,8 @@
--- Lines longer than $max_line_bytes that read_lines.sql left out without a trace (DuckDB's
--- parallel CSV reader drops a line longer than its buffer silently), found by the loader's own
--- scan of the file ($long_lines: line number, bytes, detected column, first bytes): listed in
--- _line_rejects like the reader's own rejects, unless the reader listed them itself.
+-- Lines longer than $max_line_bytes that read_lines.sql left out (DuckDB's parallel CSV reader
+-- drops a line longer than its buffer silently, and lists a line just over its limit without
+-- the column), found by the loader's own scan of the file ($long_lines: line number, bytes,
+-- detected column, first bytes): listed in _line_rejects beside the reader's own rejects;
+-- encoding_rejects.sql prefers this row where the reader listed the line too.
 insert into _line_rejects (line, column_name, error_type, error_message, csv_line)
 select
     long_line.line_number as line,
@@ -11,4 +12,3 @@ select
     || coalesce(', in column ' || long_line.column_name, '') as error_message,
     long_line.head as csv_line
 from (select unnest($long_lines, recursive := true)) as long_line
-where long_line.line_number not in (select line from _line_rejects where line is not null)
