@@ -135,6 +135,39 @@ class ModelStore(ConfigurableResource):
     def _ensure(self, conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute(read_sql("models/create_model_registry"))
 
+    def _write_artifact(self, model: Persistable, model_version: str) -> tuple[str, str]:
+        """Write ``model``'s artifact (once per content); returns its path relative to
+        ``model_dir`` and its SHA-256."""
+        import skops.io
+
+        data = skops.io.dumps(model.to_state())
+        digest = hashlib.sha256(data).hexdigest()
+        relative = f"{model.kind}/{model_version}-{digest[:16]}.{ARTIFACT_FORMAT}"
+        path = path_under(self.model_dir, relative, what="model artifact")
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
+                tmp.write(data)
+            os.replace(tmp.name, path)
+        return relative, digest
+
+    def replace_artifact(
+        self, conn: duckdb.DuckDBPyConnection, model: Persistable, model_version: str
+    ) -> Path:
+        """Point the registered ``model_version`` at a new artifact of ``model`` (the same
+        version changed in place, e.g. an erased customer's rows removed), keeping its
+        registry row otherwise. Returns the old artifact's path: the caller deletes it once
+        its transaction has committed."""
+        found = self.version(conn, model_version)
+        if found is None:
+            raise ModelStoreError(f"model version {model_version!r} is not in model_registry")
+        relative, digest = self._write_artifact(model, model_version)
+        conn.execute(
+            read_sql("models/replace_artifact"),
+            {"model_version": model_version, "artifact_path": relative, "content_hash": digest},
+        )
+        return path_under(self.model_dir, found.artifact_path, what="model artifact")
+
     def save(
         self,
         conn: duckdb.DuckDBPyConnection,
@@ -148,17 +181,7 @@ class ModelStore(ConfigurableResource):
         details: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         """Write ``model``'s artifact and register it as ``model_version``."""
-        import skops.io
-
-        data = skops.io.dumps(model.to_state())
-        digest = hashlib.sha256(data).hexdigest()
-        relative = f"{model.kind}/{model_version}-{digest[:16]}.{ARTIFACT_FORMAT}"
-        path = path_under(self.model_dir, relative, what="model artifact")
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
-                tmp.write(data)
-            os.replace(tmp.name, path)
+        relative, digest = self._write_artifact(model, model_version)
         self._ensure(conn)
         conn.execute(
             read_sql("models/register_model"),

@@ -36,9 +36,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -71,6 +72,9 @@ IDENTIFIER_COLUMNS: dict[str, str] = {
 # Columns holding a delivered record as text: rows that mention an identifier go.
 RECORD_COLUMNS: tuple[str, ...] = ("raw_record",)
 LEDGER_TABLES: tuple[str, ...] = ("erased_customers", "erasure_requests")
+# Removes customers' rows from model artifacts: (conn, customer ids) -> (rows removed per model
+# version, replaced artifact files to delete after the commit).
+ModelPurge = Callable[[duckdb.DuckDBPyConnection, Sequence[str]], tuple[dict[str, int], list[Path]]]
 # Clear values searched for besides the identifiers (read from the vault before shredding).
 CLEAR_CONTACT_FIELDS: tuple[str, ...] = ("email", "phone")
 # Types whose values cannot hold an identifier (the rest is searched as text).
@@ -247,6 +251,7 @@ def erase_customers(
     now: datetime | None = None,
     vault: VaultSession | None = None,
     files: OwnedFiles | None = None,
+    purge_models: ModelPurge | None = None,
 ) -> ErasureReport:
     """Erase the customers of one request (see the module docstring).
 
@@ -256,6 +261,9 @@ def erase_customers(
     fails later has still made their clear values unreadable, and is run again to finish).
     With ``files``, their lines leave the landing files and exports
     (:func:`seg_pipeline.privacy.files.erase_from_files`, also kept when a later step fails).
+    With ``purge_models``, the model artifacts that keep training rows lose theirs
+    (:func:`seg_pipeline.segmentation.model.erase_training_rows`; the replaced artifact files
+    are deleted after the commit).
     Then one warehouse transaction deletes their rows and commits only when verification
     finds nothing left: in the warehouse, the vault, or any file under ``files``' roots.
 
@@ -279,7 +287,11 @@ def erase_customers(
         rows["vault.data_keys"] = vault.destroy_data_keys(ids)
         rows["vault.records"] = vault.delete_customer_records(ids)
     values = identifiers["value"].to_list()
+    stale: list[Path] = []
     with transaction(conn):
+        if purge_models is not None:
+            purged, stale = purge_models(conn, ids)
+            rows |= {f"model {version}": n for version, n in purged.items()}
         rows |= delete_rows(conn, [t for t in tables if t not in LEDGER_TABLES], identifiers)
         remaining = find_identifiers(conn, identifiers)
         rewritten = FileErasure({}, [])
@@ -297,6 +309,8 @@ def erase_customers(
             )
         _record(conn, request_id, ids, rows, rewritten.rows_by_file, started)
     conn.execute("CHECKPOINT")
+    for path in stale:
+        path.unlink(missing_ok=True)
     return ErasureReport(request_id, len(ids), rows, rewritten.rows_by_file, remaining)
 
 

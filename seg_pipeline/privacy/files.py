@@ -16,13 +16,14 @@ A file is replaced by renaming a complete new copy over it (its permissions kept
 sees the old file or the new one. Rewriting is idempotent: an erasure that failed after it is
 run again and finds nothing more to remove.
 
-What is searched (:func:`find_in_files`): every file under the given roots (the data folder,
-the export and delivery folders), for every value, as a whole token: text as bytes, Parquet
-cell by cell, the members of ZIP files (model artifacts are skops ZIP files) one by one. Two
-kinds of file are left to other checks: DuckDB database files and their write-ahead logs (the
-warehouse is searched table by table, the vault through its own queries), and folders excluded
-by name (the generator's truth: a record of the simulated world, not something the pipeline
-writes).
+What is searched (:func:`find_in_files`): every file the deployment keeps (the landing,
+export, delivery, model, plot, alert and vault folders, and the files directly in the data
+folder), for every value, as a whole token: text as bytes, Parquet cell by cell, the members of
+ZIP files (model artifacts are skops ZIP files) one by one. DuckDB database files and their
+write-ahead logs are left to the other checks (the warehouse is searched table by table, the
+vault through its own queries). Not searched: the generator's truth folder (a record of the
+simulated world, not something the pipeline writes) and other folders inside the data folder
+(another deployment's, such as the closed-loop simulation's).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 TEXT_SUFFIXES = (".csv", ".jsonl")
 DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of a DuckDB database file
 PARQUET_MAGIC = b"PAR1"
+LARGE_TEXT_BYTES = 64 << 20  # text files from this size are narrowed by polars first
 _WORD = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 
 
@@ -56,19 +58,33 @@ class OwnedFiles:
     landing_dir: Path
     export_dirs: tuple[Path, ...]
     search_roots: tuple[Path, ...]
-    excluded: tuple[Path, ...] = field(default_factory=tuple)
+    # searched without their sub-folders (the data folder: other deployments' folders, such as
+    # the closed-loop simulation's, may sit inside it)
+    shallow_roots: tuple[Path, ...] = field(default_factory=tuple)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OwnedFiles:
-        """Landing, export and delivery folders rewritten; the data folder and both export
-        folders searched, the truth folder not."""
+        """Landing, export and delivery folders rewritten; searched: those, the model, plot,
+        alert and vault folders, and the files directly in the data folder and the
+        warehouse's folder. Not searched: the generator's truth folder."""
         exports = [settings.export_dir or settings.data_dir / "exports", settings.delivery_dir]
         folders = tuple(Path(p) for p in exports if p)
         return cls(
             landing_dir=settings.landing_dir,
             export_dirs=folders,
-            search_roots=tuple(dict.fromkeys([settings.data_dir, *folders])),
-            excluded=(settings.truth_dir,),
+            search_roots=tuple(
+                dict.fromkeys(
+                    [
+                        settings.landing_dir,
+                        *folders,
+                        settings.model_dir,
+                        settings.data_dir / "plots",
+                        settings.alerts_dir,
+                        settings.vault_file.parent,
+                    ]
+                )
+            ),
+            shallow_roots=tuple(dict.fromkeys([settings.data_dir, settings.warehouse_path.parent])),
         )
 
 
@@ -88,6 +104,42 @@ def token_positions(buffer: bytes | mmap.mmap, values: Sequence[bytes]) -> Itera
             ):
                 yield at
             start = at + 1
+
+
+def _text_token_positions(path: Path, buf: mmap.mmap, values: Sequence[bytes]) -> list[int]:
+    """:func:`token_positions` in a text file. A large one (without a unit separator, which
+    would split its lines) is first narrowed to its candidate lines by polars' Aho-Corasick
+    search, every value in one multi-threaded pass (about 6 s for a 2.6 GB day of web events
+    against 55 values, where a scan per value took 240 s); the candidates are then found in
+    the file, in order, and checked. Anything the narrowing cannot vouch for (a line it read
+    differently, text that is not UTF-8) falls back to the full scan."""
+    if len(buf) < LARGE_TEXT_BYTES or buf.find(b"\x1f") != -1:
+        return list(token_positions(buf, values))
+    try:
+        lines = (
+            pl.scan_csv(
+                path,
+                has_header=False,
+                separator="\x1f",
+                quote_char=None,
+                schema={"line": pl.String},
+            )
+            .filter(pl.col("line").str.contains_any([v.decode() for v in values]))
+            .collect(engine="streaming")["line"]
+            .to_list()
+        )
+    except (pl.exceptions.PolarsError, UnicodeDecodeError):
+        return list(token_positions(buf, values))
+    positions: list[int] = []
+    start = 0
+    for line in lines:
+        raw = line.encode()
+        at = buf.find(raw, start)
+        if at == -1:
+            return list(token_positions(buf, values))
+        positions += [at + p for p in token_positions(raw, values)]
+        start = at + len(raw)
+    return positions
 
 
 def _is_token_in(text: str | None, values: Sequence[str]) -> bool:
@@ -117,7 +169,7 @@ def _drop_text_lines(path: Path, values: Sequence[bytes]) -> int:
         return 0
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         spans = set()
-        for at in token_positions(buf, values):
+        for at in _text_token_positions(path, buf, values):
             start = buf.rfind(b"\n", 0, at) + 1
             end = buf.find(b"\n", at)
             spans.add((start, len(buf) if end == -1 else end + 1))
@@ -232,16 +284,18 @@ def erase_from_files(owned: OwnedFiles, values: Sequence[str], request_id: str) 
 
 
 def _searched_files(owned: OwnedFiles) -> Iterator[Path]:
-    excluded = {p.resolve() for p in owned.excluded}
     seen: set[Path] = set()
-    for root in owned.search_roots:
+    walks = [(root, True) for root in owned.search_roots]
+    walks += [(root, False) for root in owned.shallow_roots]
+    for root, deep in walks:
         if not root.is_dir():
             continue
         for folder, dirs, files in os.walk(root):
-            here = Path(folder)
-            dirs[:] = sorted(d for d in dirs if (here / d).resolve() not in excluded)
+            if not deep:
+                dirs.clear()
+            dirs.sort()
             for name in sorted(files):
-                path = (here / name).resolve()
+                path = (Path(folder) / name).resolve()
                 if path not in seen and path.is_file():
                     seen.add(path)
                     yield path
@@ -273,7 +327,7 @@ def _hits_in_file(path: Path, values: Sequence[str]) -> list[tuple[str, int]]:
     if path.stat().st_size == 0:
         return []
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-        count = sum(1 for _ in token_positions(buf, encoded))
+        count = len(_text_token_positions(path, buf, encoded))
     return [("", count)] if count else []
 
 

@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from functools import partial
 
 from dagster import (
     Config,
@@ -29,6 +30,7 @@ from dagster import (
 from pydantic import Field
 
 from seg_pipeline.assets_common import WAREHOUSE_POOL
+from seg_pipeline.models.store import ModelStore
 from seg_pipeline.names import iso_day
 from seg_pipeline.ops.schedules import WAREHOUSE_RUN_TAG
 from seg_pipeline.privacy.erasure import erase_customers, keyed_hashes
@@ -36,6 +38,7 @@ from seg_pipeline.privacy.files import OwnedFiles
 from seg_pipeline.privacy.retention import purge_expired
 from seg_pipeline.privacy.vault import Vault
 from seg_pipeline.resources import LandingZone, Warehouse
+from seg_pipeline.segmentation.model import erase_training_rows
 
 ERASURE_JOB_NAME = "erasure"
 RETENTION_JOB_NAME = "retention"
@@ -72,7 +75,11 @@ def build_erasure_job(tables: Sequence[str], files: OwnedFiles | None = None) ->
         "record tombstones and an audit row, verify that nothing identifies them any more.",
     )
     def _erase(
-        context: OpExecutionContext, config: ErasureRequest, warehouse: Warehouse, vault: Vault
+        context: OpExecutionContext,
+        config: ErasureRequest,
+        warehouse: Warehouse,
+        vault: Vault,
+        models: ModelStore,
     ) -> None:
         with warehouse.connection() as conn, vault.attached(conn) as sealed:
             report = erase_customers(
@@ -84,6 +91,7 @@ def build_erasure_job(tables: Sequence[str], files: OwnedFiles | None = None) ->
                 request_id=config.request_id or None,
                 vault=sealed,
                 files=files,
+                purge_models=partial(erase_training_rows, models=models),
             )
         context.log.info(
             f"erasure {report.request_id}: {report.customers} customer(s), "

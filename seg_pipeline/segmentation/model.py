@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import duckdb
@@ -21,7 +23,7 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from seg_pipeline.models.store import ModelStore, fingerprint
-from seg_pipeline.resources import query_frame, read_sql
+from seg_pipeline.resources import query_frame, read_sql, registered
 from seg_pipeline.segmentation.algorithms import SegmenterFit, fit_segmenter
 from seg_pipeline.segmentation.config import SegmentationConfig
 from seg_pipeline.segmentation.estimators import (
@@ -57,7 +59,12 @@ def estimator_state(estimator: BaseEstimator) -> dict[str, Any]:
     names = [name for name, cls in ESTIMATORS.items() if type(estimator) is cls]
     if not names:
         raise TypeError(f"{type(estimator).__name__} is not a registered segmenter")
-    learned = {k: v for k, v in vars(estimator).items() if k.endswith("_") and k[0] != "_"}
+    skipped = getattr(estimator, "NOT_SAVED", ())
+    learned = {
+        k: v
+        for k, v in vars(estimator).items()
+        if k.endswith("_") and k[0] != "_" and k not in skipped
+    }
     return {"estimator": names[0], "params": estimator.get_params(deep=False), "learned": learned}
 
 
@@ -394,3 +401,44 @@ def training_rows(
         },
     )
     return frame, window_start
+
+
+def erase_training_rows(
+    conn: duckdb.DuckDBPyConnection, customer_ids: Sequence[str], models: ModelStore
+) -> tuple[dict[str, int], list[Path]]:
+    """Remove ``customer_ids``' rows from every stored segmentation model that keeps training
+    rows (density clustering's reference points), for the erasure job.
+
+    A stored row holds no id: the customers' ``customer_features`` rows of each model's
+    training window are preprocessed by that model and every reference point equal to one of
+    them goes (an identical row of another customer too: it identifies nobody). The changed
+    model is saved under its version, in the caller's transaction. Returns the rows removed per
+    model version and the replaced artifact files, which the caller deletes once committed.
+    Run it before the customers' feature rows are deleted.
+    """
+    ids = pl.DataFrame({"customer_id": list(customer_ids)}, schema={"customer_id": pl.String})
+    removed: dict[str, int] = {}
+    stale: list[Path] = []
+    for version in models.versions(conn, KIND):
+        model = load_model(conn, models, version.model_version)
+        estimator = model.fit.estimator
+        points = getattr(estimator, "reference_points_", None)
+        if points is None or not len(points):
+            continue
+        with registered(conn, "_erase_ids", ids):
+            rows = query_frame(
+                conn,
+                read_sql("segmentation/customer_features_of_customers"),
+                {"start_date": version.training_start, "end_date": version.training_end},
+            )
+        if rows.is_empty():
+            continue
+        theirs = model.transform(rows)
+        hits = np.zeros(len(points), dtype=bool)
+        for row in theirs:
+            hits |= np.isclose(points, row, rtol=0, atol=1e-9).all(axis=1)
+        if hits.any():
+            estimator.drop_reference_points(hits)
+            stale.append(models.replace_artifact(conn, model, version.model_version))
+            removed[version.model_version] = int(hits.sum())
+    return removed, stale

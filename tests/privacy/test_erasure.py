@@ -8,13 +8,16 @@ import csv
 import json
 import zipfile
 from datetime import date
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from dagster import DagsterInstance
 
 from seg_pipeline.definitions import build_definitions
+from seg_pipeline.models.store import ModelStore
 from seg_pipeline.privacy.erasure import (
     IDENTIFIER_COLUMNS,
     LEDGER_TABLES,
@@ -27,8 +30,11 @@ from seg_pipeline.privacy.erasure import (
 )
 from seg_pipeline.privacy.files import OwnedFiles, find_in_files
 from seg_pipeline.privacy.jobs import ERASURE_JOB_NAME, main
+from seg_pipeline.resources import transaction
+from seg_pipeline.segmentation import model as sm
+from seg_pipeline.segmentation.config import SegmentationConfig
 from seg_pipeline.settings import Settings
-from tests.conftest import own_files, run_range, vault_for, warehouse_for
+from tests.conftest import MONTH_END, own_files, run_range, vault_for, warehouse_for
 
 # Tables a customer who ordered, browsed, reviewed and was selected has rows in.
 EXPECTED = {
@@ -264,3 +270,53 @@ def test_an_unknown_customer_is_refused(loaded_settings: Settings) -> None:
         with pytest.raises(ErasureError, match="nothing was erased"):
             erase_customers(conn, _tables(loaded_settings), customer_ids=["C99999999x"])
         assert conn.execute("SELECT count(*) FROM erasure_requests").fetchall() == [(0,)]
+
+
+def test_a_density_model_forgets_the_erased_customers_training_rows(
+    busy: tuple[Settings, str, pl.DataFrame, list],
+) -> None:
+    """Density clustering keeps sample rows (its reference points, no id): the erasure finds
+    the customer's among them by their feature rows, removes them, and re-saves the model
+    under its version; the old artifact file goes."""
+    settings = busy[0]
+    config = SegmentationConfig(algorithm="dbscan")
+    store = ModelStore(model_dir=str(settings.model_dir))
+    with warehouse_for(settings).connection() as conn:
+        training, start = sm.training_rows(conn, MONTH_END, config)
+        features = sm.features_of_day(conn, MONTH_END)
+        model = sm.fit_model(
+            training, features, config, MONTH_END, start, None, sm.next_segment_id(conn, store)
+        )
+        with transaction(conn):
+            sm.save_model(conn, store, model)
+        old = settings.model_dir / store.version(conn, model.version).artifact_path
+    points = model.fit.estimator.reference_points_
+
+    def kept(rows: pl.DataFrame, among: np.ndarray) -> int:
+        x = model.transform(rows)
+        return sum(int(np.isclose(among, r, rtol=0, atol=1e-9).all(axis=1).sum()) for r in x)
+
+    # a customer with training rows among the reference points
+    customer = next(
+        c
+        for c in training["customer_id"].unique(maintain_order=True)
+        if kept(training.filter(pl.col("customer_id") == c), points)
+    )
+    theirs = training.filter(pl.col("customer_id") == customer)
+    expected = kept(theirs, points)
+
+    with warehouse_for(settings).connection() as conn:
+        report = erase_customers(
+            conn,
+            _tables(settings),
+            customer_ids=[customer],
+            purge_models=partial(sm.erase_training_rows, models=store),
+        )
+        reloaded = sm.load_model(conn, store, model.version)
+    assert report.rows_by_table[f"model {model.version}"] == expected
+    left = reloaded.fit.estimator.reference_points_
+    assert len(left) == len(points) - expected and kept(theirs, left) == 0
+    assert not old.exists()
+    # the model still assigns everyone else, nearly always as before
+    others = features.filter(pl.col("customer_id") != customer)
+    assert (reloaded.predict(others) == model.predict(others)).mean() > 0.99

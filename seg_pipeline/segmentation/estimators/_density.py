@@ -1,5 +1,7 @@
 """HDBSCAN and DBSCAN as a segmentation estimator: noise is a segment of its own."""
 
+from typing import ClassVar
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import DBSCAN, HDBSCAN
@@ -25,6 +27,11 @@ DBSCAN_EPS_QUANTILE = 0.5
 
 class DensitySegmenter(ClusterMixin, BaseEstimator):
     """HDBSCAN or DBSCAN on a seeded sample, with noise as a segment of its own.
+
+    A saved model keeps the reference points (the clustered sample rows ``predict`` needs:
+    preprocessed feature rows of customers, never an id) and leaves out ``NOT_SAVED``: the
+    fitted scikit-learn clusterer (it holds a copy of the whole sample), the sample's
+    indices and the labels of the training rows.
 
     Parameters
     ----------
@@ -67,6 +74,8 @@ class DensitySegmenter(ClusterMixin, BaseEstimator):
     sample_indices_ : ndarray
     labels_ : ndarray of shape (n_rows,)
     """
+
+    NOT_SAVED: ClassVar[tuple[str, ...]] = ("model_", "sample_indices_", "labels_")
 
     def __init__(
         self,
@@ -148,7 +157,6 @@ class DensitySegmenter(ClusterMixin, BaseEstimator):
         self.reference_points_ = sample[ref]
         self.reference_labels_ = sample_labels[ref]
         self.reference_radius_ = radius
-        self._neighbours = NearestNeighbors(n_neighbors=1).fit(self.reference_points_)
         labels = self.predict(X)
         labels[idx] = sample_labels
         self.labels_ = labels
@@ -157,7 +165,23 @@ class DensitySegmenter(ClusterMixin, BaseEstimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Label of the nearest reference point if within its radius, else the noise label."""
         X = validate_predict_input(self, X)
-        dist, nearest = self._neighbours.kneighbors(X)
+        dist, nearest = self._nearest_reference().kneighbors(X)
         dist, nearest = dist[:, 0], nearest[:, 0]
         inside = dist <= self.reference_radius_[nearest]
         return np.where(inside, self.reference_labels_[nearest], self.noise_label_).astype(np.int64)
+
+    def _nearest_reference(self) -> NearestNeighbors:
+        """The neighbour index of the reference points (built on first use: a model loaded from
+        the store has the points, not the index)."""
+        if getattr(self, "_neighbours", None) is None:
+            self._neighbours = NearestNeighbors(n_neighbors=1).fit(self.reference_points_)
+        return self._neighbours
+
+    def drop_reference_points(self, rows: np.ndarray) -> None:
+        """Forget the reference points where ``rows`` (a boolean mask) is true: an erased
+        customer's training rows (``seg_pipeline.segmentation.model.erase_training_rows``)."""
+        keep = ~np.asarray(rows, dtype=bool)
+        self.reference_points_ = self.reference_points_[keep]
+        self.reference_labels_ = self.reference_labels_[keep]
+        self.reference_radius_ = self.reference_radius_[keep]
+        self._neighbours = None
