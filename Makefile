@@ -17,7 +17,7 @@ DEMO_DAYS ?= 30
 DEMO_END ?=
 UI_PORT ?= 3000
 
-.PHONY: setup demo simulate test lint format ui bench bench-features bench-segmentation bench-day bench-predictive clean
+.PHONY: setup demo simulate test test-privacy lint format ui bench bench-features bench-segmentation bench-day bench-predictive clean
 
 # The environment is installed from the lock file (exact versions) with uv; the stamp file
 # re-runs the install when the lock file or pyproject changes. The lock file holds the extras
@@ -65,6 +65,12 @@ simulate: setup $(KEY_FILE) $(VAULT_KEY_FILE)
 
 test: setup lint
 	$(BIN)/pytest -q -n auto --dist worksteal
+
+# The privacy review in one command (docs/privacy.md): vault and crypto-shredding; erasure from
+# tables, files and model artifacts with its verification; retention; consent; hostile input;
+# secrets kept out of logs. Part of `make test` too.
+test-privacy: setup
+	$(BIN)/pytest -q -n auto --dist worksteal tests/privacy tests/security tests/activation/test_consent.py
 
 lint: setup
 	$(BIN)/ruff check .

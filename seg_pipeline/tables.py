@@ -32,7 +32,7 @@ from dagster import (
     multi_asset,
 )
 
-from seg_pipeline.assets_common import tables_metadata, warehouse_asset_options
+from seg_pipeline.assets_common import code_version, tables_metadata, warehouse_asset_options
 from seg_pipeline.metadata import window_metadata
 from seg_pipeline.partitions import days_between, window_dates
 from seg_pipeline.resources import (
@@ -122,6 +122,15 @@ class DailyTable:
         if (self.sql is None) == (self.compute is None):
             raise ValueError(f"{self.name}: give exactly one of sql and compute")
 
+    @property
+    def code_version(self) -> str:
+        """From the SQL files, or the compute function's source (a change in a function it
+        calls is not seen: that needs a new version by hand, or a re-run)."""
+        texts = [read_sql(n) for n in filter(None, [self.sql, self.create_sql])]
+        if self.compute is not None:
+            texts.append(inspect.getsource(self.compute))
+        return code_version(*texts)
+
     def rows(
         self,
         conn: duckdb.DuckDBPyConnection,
@@ -205,6 +214,8 @@ def daily_tables_asset(
             group_name=t.group,
             owners=options["owners"],
             metadata=tables_metadata(t.name, *t.also_writes),
+            freshness_policy=options["freshness_policy"],
+            code_version=t.code_version,
         )
         for t in tables
     ]

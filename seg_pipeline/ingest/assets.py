@@ -10,7 +10,7 @@ from dagster import (
     asset,
 )
 
-from seg_pipeline.assets_common import OWNERS, SINGLE_RUN, WAREHOUSE_POOL, tables_metadata
+from seg_pipeline.assets_common import code_version, tables_metadata, warehouse_asset_options
 from seg_pipeline.ingest.loaders import (
     delete_window,
     ensure_raw_tables,
@@ -22,6 +22,7 @@ from seg_pipeline.privacy.erasure import drop_erased_rows
 from seg_pipeline.privacy.vault import Vault
 from seg_pipeline.quality.quarantine import QUARANTINE_TABLE, QualityPolicy
 from seg_pipeline.resources import LandingZone, Warehouse, transaction
+from seg_pipeline.settings import SQL_DIR
 from seg_pipeline.sources import RAW_PARTITION_COLUMN, SOURCES, Source
 
 
@@ -30,12 +31,12 @@ def build_raw_asset(source: Source, partitions_def: DailyPartitionsDefinition) -
 
     @asset(
         name=source.raw_table,
-        group_name="raw",
         kinds={"duckdb", source.file_format},
-        owners=OWNERS,
-        partitions_def=partitions_def,
-        backfill_policy=SINGLE_RUN,
-        pool=WAREHOUSE_POOL,
+        **warehouse_asset_options("raw", partitions_def),
+        # the file contract and the load's SQL files (not the loader's Python)
+        code_version=code_version(
+            repr(source), *(p.read_text() for p in sorted((SQL_DIR / "ingest").glob("*.sql")))
+        ),
         metadata=tables_metadata(source.raw_table, QUARANTINE_TABLE),
         description=(
             f"{source.description} Loaded as delivered from "

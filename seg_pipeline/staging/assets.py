@@ -14,7 +14,7 @@ from dagster import (
     asset,
 )
 
-from seg_pipeline.assets_common import OWNERS, SINGLE_RUN, WAREHOUSE_POOL, tables_metadata
+from seg_pipeline.assets_common import code_version, tables_metadata, warehouse_asset_options
 from seg_pipeline.metadata import window_metadata
 from seg_pipeline.partitions import window_dates
 from seg_pipeline.quality.quarantine import QUARANTINE_TABLE, QualityPolicy, format_counts
@@ -43,12 +43,9 @@ def build_staging_asset(
 
     @asset(
         name=model.name,
-        group_name=model.group,
         kinds={"duckdb", "sql"},
-        owners=OWNERS,
-        partitions_def=partitions_def,
-        backfill_policy=SINGLE_RUN,
-        pool=WAREHOUSE_POOL,
+        **warehouse_asset_options(model.group, partitions_def),
+        code_version=code_version(sql),
         deps=[AssetKey(model.raw_table), *(AssetKey(d) for d in model.deps)],
         metadata=tables_metadata(model.table, QUARANTINE_TABLE),
         description=f"{sql_description(sql)} Source: sql/{model.sql_name}.sql.",

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from dagster import AssetKey, Definitions, build_schedule_context
 from dagster._core.definitions.backfill_policy import BackfillPolicyType
 
+from seg_pipeline.assets_common import DAILY_FRESHNESS, code_version
 from seg_pipeline.definitions import build_definitions
+from seg_pipeline.resources import read_sql
 from seg_pipeline.settings import Settings
 
 EXPECTED_ASSETS = {
@@ -74,6 +76,18 @@ def test_every_asset_is_described_owned_and_backfills_in_one_run() -> None:
         assert node.partitions_def is not None, key
         assert node.backfill_policy.policy_type == BackfillPolicyType.SINGLE_RUN, key
         assert node.pools == {"duckdb_warehouse"}, key
+        # a missed day shows as overdue; a changed SQL file or function shows as unsynced
+        assert node.freshness_policy == DAILY_FRESHNESS, key
+        assert node.code_version and len(node.code_version) == 12, key
+
+
+def test_code_versions_follow_the_sql_files_and_functions() -> None:
+    graph = _defs().resolve_asset_graph()
+    assert graph.get(AssetKey("stg_orders")).code_version == code_version(
+        read_sql("staging/stg_orders")
+    )
+    versions = [graph.get(k).code_version for k in graph.get_all_asset_keys()]
+    assert len(set(versions)) == len(versions)  # no two assets compute the same
 
 
 def test_staging_lineage_points_at_its_raw_table_and_the_crm() -> None:

@@ -43,6 +43,7 @@ from seg_pipeline.resources import Warehouse, WarehouseError
 from seg_pipeline.settings import REPO_ROOT, Settings
 from seg_pipeline.warehouse_lock import LOCK_TIMEOUT_ENV, lock_path, process_alive, read_holder
 from tests.conftest import TEST_KEY
+from tests.helpers import LOAD_TIME_COLUMNS
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY1, DAY2 = date(2026, 1, 1), date(2026, 1, 2)
@@ -345,3 +346,110 @@ def test_a_run_killed_while_holding_the_warehouse_does_not_block_the_next_run(
             {"day": DAY1},
         ).fetchone()
     assert rows == distinct > 0  # the day is there once: the killed run left nothing half-done
+
+
+# Columns that differ between two runs writing the same rows: when (load and save times) and
+# where (each warehouse has its own data folder; a model's artifact name holds its hash, and
+# pickled scikit-learn objects are not byte-identical from one fit to the next).
+RUN_SPECIFIC_COLUMNS = {"saved_at", "artifact_path", "content_hash", "file", "sha256"}
+
+
+def _fingerprints(warehouse: Path) -> dict[str, tuple]:
+    """Each table's content, order-independent, without run-specific columns."""
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                "WHERE table_catalog = current_database() ORDER BY 1"
+            ).fetchall()
+        ]
+        found = {}
+        for table in tables:
+            columns = [r[0] for r in conn.execute(f"DESCRIBE {table}").fetchall()]
+            kept = [
+                f'sum(hash("{c}"))'
+                for c in columns
+                if c not in LOAD_TIME_COLUMNS | RUN_SPECIFIC_COLUMNS
+            ]
+            found[table] = conn.execute(
+                f"SELECT count(*), {', '.join(kept)} FROM {table}"
+            ).fetchall()[0]
+        return found
+
+
+def _two_day_settings(two_days: TwoDays, folder: Path) -> Settings:
+    return Settings.from_env(
+        {
+            "SEG_DATA_DIR": str(folder),
+            "SEG_LANDING_DIR": str(two_days.landing),
+            "SEG_TRUTH_DIR": str(two_days.truth),
+            "SEG_PARTITIONS_START": DAY1.isoformat(),
+        }
+    )
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_partition_leaves_no_table_half_written_and_a_rerun_completes_it(
+    two_days: TwoDays, tmp_path: Path
+) -> None:
+    """SIGKILL a real run of the whole graph for day 2 while it writes the features: every
+    table is as before the run or holds the complete partition of an uninterrupted run (each
+    asset commits its window whole), the table being written is as before, and running the
+    day again gives the same tables as the uninterrupted run."""
+    killed = _two_day_settings(two_days, tmp_path / "killed")
+    assert run_daily_range(build_definitions(killed), DAY1, DAY1).success
+    shutil.copytree(killed.data_dir, tmp_path / "reference")
+    reference = _two_day_settings(two_days, tmp_path / "reference")
+    before = _fingerprints(killed.warehouse_path)
+    assert run_daily_range(build_definitions(reference), DAY2, DAY2).success
+    complete = _fingerprints(reference.warehouse_path)
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "SEG_DATA_DIR": str(killed.data_dir),
+        "SEG_LANDING_DIR": str(two_days.landing),
+        "SEG_TRUTH_DIR": str(two_days.truth),
+        "SEG_PARTITIONS_START": DAY1.isoformat(),
+    }
+    run = subprocess.Popen(
+        [DAGSTER, "asset", "materialize", "-m", "seg_pipeline.definitions",
+         "--select", "*", "--partition", DAY2.isoformat()],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=(tmp_path / "run.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # until the features step holds the warehouse
+            held = read_holder(lock_path(killed.warehouse_path))
+            if held is not None and held.pid == run.pid and held.step == "customer_features":
+                break
+            assert run.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the run never reached the features step"
+            time.sleep(0.005)
+        time.sleep(0.2)  # into its transaction
+    finally:
+        _kill_group(run)
+
+    after = _fingerprints(killed.warehouse_path)
+    assert after.keys() <= complete.keys()
+    half = [t for t in after if after[t] not in (before.get(t), complete[t])]
+    assert half == []
+    for table in ("main.customer_feature_state", "main.customer_features"):
+        assert after[table] == before[table]
+    assert (
+        after["main.raw_web_events"]
+        == complete["main.raw_web_events"]
+        != before.get("main.raw_web_events")
+    )
+
+    assert run_daily_range(build_definitions(killed), DAY2, DAY2).success
+    again = _fingerprints(killed.warehouse_path)
+    assert {t for t in complete if again.get(t) != complete[t]} == set()
