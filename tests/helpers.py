@@ -28,6 +28,36 @@ def fingerprint(conn: duckdb.DuckDBPyConnection, table: str) -> tuple:
     return conn.execute(f"SELECT count(*), {', '.join(kept)} FROM {table}").fetchone()
 
 
+# Columns that differ between two runs writing the same rows: when (load and save times) and
+# where (each warehouse has its own data folder; a model's artifact name holds its hash, and
+# pickled scikit-learn objects are not byte-identical from one fit to the next).
+RUN_SPECIFIC_COLUMNS = {"saved_at", "artifact_path", "content_hash", "file", "sha256"}
+
+
+def warehouse_fingerprints(warehouse: Path) -> dict[str, tuple]:
+    """Each table's content, order-independent, without run-specific columns."""
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                "WHERE table_catalog = current_database() ORDER BY 1"
+            ).fetchall()
+        ]
+        found = {}
+        for table in tables:
+            columns = [r[0] for r in conn.execute(f"DESCRIBE {table}").fetchall()]
+            kept = [
+                f'sum(hash("{c}"))'
+                for c in columns
+                if c not in LOAD_TIME_COLUMNS | RUN_SPECIFIC_COLUMNS
+            ]
+            found[table] = conn.execute(
+                f"SELECT count(*), {', '.join(kept)} FROM {table}"
+            ).fetchall()[0]
+        return found
+
+
 def duplicate_keys(conn: duckdb.DuckDBPyConnection, table: str, key: list[str]) -> int:
     cols = ", ".join(key)
     return conn.execute(

@@ -43,7 +43,7 @@ from seg_pipeline.resources import Warehouse, WarehouseError
 from seg_pipeline.settings import REPO_ROOT, Settings
 from seg_pipeline.warehouse_lock import LOCK_TIMEOUT_ENV, lock_path, process_alive, read_holder
 from tests.conftest import TEST_KEY
-from tests.helpers import LOAD_TIME_COLUMNS
+from tests.helpers import warehouse_fingerprints
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY1, DAY2 = date(2026, 1, 1), date(2026, 1, 2)
@@ -348,36 +348,6 @@ def test_a_run_killed_while_holding_the_warehouse_does_not_block_the_next_run(
     assert rows == distinct > 0  # the day is there once: the killed run left nothing half-done
 
 
-# Columns that differ between two runs writing the same rows: when (load and save times) and
-# where (each warehouse has its own data folder; a model's artifact name holds its hash, and
-# pickled scikit-learn objects are not byte-identical from one fit to the next).
-RUN_SPECIFIC_COLUMNS = {"saved_at", "artifact_path", "content_hash", "file", "sha256"}
-
-
-def _fingerprints(warehouse: Path) -> dict[str, tuple]:
-    """Each table's content, order-independent, without run-specific columns."""
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT table_schema || '.' || table_name FROM information_schema.tables "
-                "WHERE table_catalog = current_database() ORDER BY 1"
-            ).fetchall()
-        ]
-        found = {}
-        for table in tables:
-            columns = [r[0] for r in conn.execute(f"DESCRIBE {table}").fetchall()]
-            kept = [
-                f'sum(hash("{c}"))'
-                for c in columns
-                if c not in LOAD_TIME_COLUMNS | RUN_SPECIFIC_COLUMNS
-            ]
-            found[table] = conn.execute(
-                f"SELECT count(*), {', '.join(kept)} FROM {table}"
-            ).fetchall()[0]
-        return found
-
-
 def _two_day_settings(two_days: TwoDays, folder: Path) -> Settings:
     return Settings.from_env(
         {
@@ -401,9 +371,9 @@ def test_a_run_killed_mid_partition_leaves_no_table_half_written_and_a_rerun_com
     assert run_daily_range(build_definitions(killed), DAY1, DAY1).success
     shutil.copytree(killed.data_dir, tmp_path / "reference")
     reference = _two_day_settings(two_days, tmp_path / "reference")
-    before = _fingerprints(killed.warehouse_path)
+    before = warehouse_fingerprints(killed.warehouse_path)
     assert run_daily_range(build_definitions(reference), DAY2, DAY2).success
-    complete = _fingerprints(reference.warehouse_path)
+    complete = warehouse_fingerprints(reference.warehouse_path)
 
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -438,7 +408,7 @@ def test_a_run_killed_mid_partition_leaves_no_table_half_written_and_a_rerun_com
     finally:
         _kill_group(run)
 
-    after = _fingerprints(killed.warehouse_path)
+    after = warehouse_fingerprints(killed.warehouse_path)
     assert after.keys() <= complete.keys()
     half = [t for t in after if after[t] not in (before.get(t), complete[t])]
     assert half == []
@@ -451,5 +421,5 @@ def test_a_run_killed_mid_partition_leaves_no_table_half_written_and_a_rerun_com
     )
 
     assert run_daily_range(build_definitions(killed), DAY2, DAY2).success
-    again = _fingerprints(killed.warehouse_path)
+    again = warehouse_fingerprints(killed.warehouse_path)
     assert {t for t in complete if again.get(t) != complete[t]} == set()
