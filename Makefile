@@ -83,8 +83,7 @@ format: setup
 	$(BIN)/sqlfluff fix sql
 
 ui: setup $(KEY_FILE) $(VAULT_KEY_FILE)
-	$(KEYS) $(BIN)/dagster dev -w workspace.yaml \
-		-p $(UI_PORT)
+	$(KEYS) $(BIN)/dg dev --port $(UI_PORT)
 
 # One day at 100,000 customers / 1,000,000 web events: load + staging, then the quality checks.
 bench: setup

@@ -40,8 +40,7 @@ def build_refit_segmentation_job() -> UnresolvedAssetJobDefinition:
     """Refit the segmentation model for the chosen day(s) now, then re-assign and re-profile.
 
     Launch it from the UI (pick the partition) or the CLI:
-    ``dagster job launch -m seg_pipeline.definitions -j refit_segmentation --tags
-    '{"dagster/partition": "2026-01-31"}'``.
+    ``dg launch --job refit_segmentation --partition 2026-01-31``.
     """
     return define_asset_job(
         name=REFIT_JOB_NAME,
