@@ -96,35 +96,48 @@ def _env(settings: Settings, home: Path) -> dict[str, str]:
     }
 
 
-def _materialize(settings: Settings, env: dict[str, str], home: Path) -> None:
-    """Two runs recorded in the instance at ``home``: segment_profiles of the last day (with
-    its plots), then that day's orders from a file cut to two lines, whose blocking stg_orders
-    check fails on its row-count rule.
+def _materialize(settings: Settings, defs: Definitions, instance: DagsterInstance) -> None:
+    """Two runs recorded in ``instance``: segment_profiles of the last day (with its plots),
+    then that day's orders from a file cut to two lines, whose blocking stg_orders check fails
+    on its row-count rule.
 
     Only these assets run (the loaded month holds everything upstream): the whole daily job
     for a day takes about 45 s more and shows nothing else the test looks at.
     """
-    home.mkdir(parents=True)
-    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
-    defs = build_definitions(Settings.from_env(env))
-    with DagsterInstance.from_config(str(home)) as instance:
-        profiles = run_daily_range(
-            defs, MONTH_END, MONTH_END, instance=instance, assets=["segment_profiles"]
-        )
-        assert profiles.success
-        orders = ORDERS.path_for(settings.landing_dir, MONTH_END)
-        lines = orders.read_text(encoding="utf-8").splitlines(keepends=True)
-        orders.write_text("".join(lines[:3]), encoding="utf-8")
-        failed = run_daily_range(
-            defs,
-            MONTH_END,
-            MONTH_END,
-            instance=instance,
-            raise_on_error=False,
-            assets=["raw_orders", "stg_orders"],
-        )
+    profiles = run_daily_range(
+        defs, MONTH_END, MONTH_END, instance=instance, assets=["segment_profiles"]
+    )
+    assert profiles.success
+    orders = ORDERS.path_for(settings.landing_dir, MONTH_END)
+    lines = orders.read_text(encoding="utf-8").splitlines(keepends=True)
+    orders.write_text("".join(lines[:3]), encoding="utf-8")
+    failed = run_daily_range(
+        defs,
+        MONTH_END,
+        MONTH_END,
+        instance=instance,
+        raise_on_error=False,
+        assets=["raw_orders", "stg_orders"],
+    )
     evaluations = {e.asset_check_key.name: e for e in failed.get_asset_check_evaluations()}
     assert not evaluations[FAILED_CHECK].passed
+
+
+def _start_webserver(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    """dagster-webserver on 127.0.0.1 and a free port, in a process group of its own (the code
+    server it starts goes with it); its URL."""
+    port = _free_port()
+    command = [WEBSERVER, "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1"]
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [*command, "-p", str(port)],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return server, f"http://127.0.0.1:{port}"
 
 
 def _wait_for_server(url: str, server: subprocess.Popen, log: Path) -> None:
@@ -154,35 +167,31 @@ def _stop(server: subprocess.Popen) -> None:
 @pytest.fixture
 def served(settings: Settings, loaded_month: Path, tmp_path: Path) -> Iterator[Served]:
     """The web server on loopback over a copy of the loaded month with two recorded runs."""
+    started = time.monotonic()
     shutil.copy(loaded_month, settings.warehouse_path)
     copy_vault(loaded_month.parent, settings)
     own = own_files(settings, tmp_path / "data")
     own = replace(own, warehouse_path=settings.warehouse_path)
     home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
     env = _env(own, home)
-    _materialize(own, env, home)
-
-    port = _free_port()
+    defs = build_definitions(Settings.from_env(env))
     log = tmp_path / "webserver.log"
-    command = [WEBSERVER, "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1"]
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [*command, "-p", str(port)],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the code server goes with it
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_for_server(url, server, log)
-        shots = tmp_path / "screenshots"
-        shots.mkdir()
-        print(f"\nUI screenshots: {shots}")
-        yield Served(url, build_definitions(Settings.from_env(env)), shots)
-    finally:
-        _stop(server)
+    with DagsterInstance.from_config(str(home)) as instance:
+        # The instance's storage exists now (two processes creating it at once race): the web
+        # server starts (10-15 s) while the runs are recorded.
+        instance.get_runs_count()
+        server, url = _start_webserver(env, log)
+        try:
+            _materialize(own, defs, instance)
+            _wait_for_server(url, server, log)
+            shots = tmp_path / "screenshots"
+            shots.mkdir()
+            print(f"\nUI ready in {time.monotonic() - started:.0f} s; screenshots: {shots}")
+            yield Served(url, defs, shots)
+        finally:
+            _stop(server)
 
 
 @pytest.fixture
