@@ -16,8 +16,12 @@ DEMO_DAYS ?= 30
 # Last day of the demo (YYYY-MM-DD; default yesterday): the same seed and dates give the same output.
 DEMO_END ?=
 UI_PORT ?= 3000
+# The browser of the UI test (tests/ui): Debian's package, never one Playwright downloads.
+CHROMIUM ?= /usr/bin/chromium
+export SEG_CHROMIUM := $(CHROMIUM)
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: setup demo simulate test test-privacy lint format ui bench bench-features bench-segmentation bench-day bench-predictive clean
+.PHONY: setup browser demo simulate test test-privacy lint format ui bench bench-features bench-segmentation bench-day bench-predictive clean
 
 # The environment is installed from the lock file (exact versions) with uv; the stamp file
 # re-runs the install when the lock file or pyproject changes. The lock file holds the extras
@@ -34,6 +38,19 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+
+# Debian's Chromium for the UI test, installed when missing (as root: CI and containers);
+# anyone else is told how. Only `make test` needs it.
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Debian's chromium for the UI test (tests/ui)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "$(CHROMIUM) is missing: the UI test needs Debian's chromium." >&2; \
+		echo "Install it (sudo apt-get install -y chromium) or set CHROMIUM=/path/to/chromium." >&2; \
+		exit 1; \
+	fi
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -63,7 +80,7 @@ simulate: setup $(KEY_FILE) $(VAULT_KEY_FILE)
 		$(BIN)/python -m seg_pipeline.simulate --customers $(SIM_CUSTOMERS) \
 		--history-days $(SIM_HISTORY_DAYS) --days $(SIM_DAYS) --fresh
 
-test: setup lint
+test: setup browser lint
 	$(BIN)/pytest -q -n auto --dist worksteal
 
 # The privacy review in one command (docs/privacy.md): vault and crypto-shredding; erasure from
