@@ -64,8 +64,8 @@ class DriftConfig(ConfigurableResource):
         description=(
             "PSI above which a feature (or the segment shares) counts as drifted and a refit "
             "is requested. 0.2 is the usual rule of thumb (below 0.1 stable, 0.1-0.2 "
-            "moderate, above 0.2 significant): on the generated data day-to-day movement "
-            "within a model's life stays well below it, a changed behaviour goes above."
+            "moderate, above 0.2 significant): on the generated data a model's week stays "
+            "below 0.1, a changed behaviour goes above within days."
         ),
     )
     bins: int = Field(
