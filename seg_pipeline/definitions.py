@@ -11,7 +11,10 @@ from seg_pipeline.features.assets import build_feature_assets
 from seg_pipeline.ingest.assets import build_raw_assets
 from seg_pipeline.metadata import PlotFolder
 from seg_pipeline.models.store import ModelStore
+from seg_pipeline.monitoring.assets import build_monitoring_assets
+from seg_pipeline.monitoring.drift import DriftConfig
 from seg_pipeline.ops.alerts import build_alert_sensors
+from seg_pipeline.ops.drift import drift_retraining_sensor
 from seg_pipeline.ops.recovery import warehouse_recovery_sensor
 from seg_pipeline.ops.schedules import (
     build_daily_job,
@@ -39,10 +42,12 @@ from seg_pipeline.staging.assets import build_staging_assets
 
 
 def build_definitions(
-    settings: Settings, segmentation: SegmentationConfig | None = None
+    settings: Settings,
+    segmentation: SegmentationConfig | None = None,
+    drift: DriftConfig | None = None,
 ) -> Definitions:
-    """Everything Dagster needs, wired to ``settings``' paths (and optional segmentation
-    settings other than the defaults).
+    """Everything Dagster needs, wired to ``settings``' paths (and optional segmentation and
+    drift settings other than the defaults).
 
     Where a truth folder exists (data made by the generator), the checks that compare the
     segments with the planted personas are added; nothing else reads it.
@@ -65,6 +70,7 @@ def build_definitions(
         *build_segmentation_assets(partitions_def),
         *build_predictive_assets(partitions_def),
         *build_activation_assets(partitions_def),
+        *build_monitoring_assets(partitions_def),
     ]
     erasure_job = build_erasure_job(
         owned_tables(s for a in assets for s in a.specs), OwnedFiles.from_settings(settings)
@@ -82,7 +88,12 @@ def build_definitions(
         ],
         schedules=[build_daily_schedule(daily_job), build_retention_schedule(retention_job)],
         # the alert sensors run by default: without SEG_ALERT_WEBHOOK_URL they only record
-        sensors=[warehouse_recovery_sensor, *build_alert_sensors(settings)],
+        # the drift sensor is stopped by default: it launches refits (seg_pipeline/ops/drift.py)
+        sensors=[
+            warehouse_recovery_sensor,
+            *build_alert_sensors(settings),
+            drift_retraining_sensor,
+        ],
         resources={
             "warehouse": Warehouse(
                 database=str(settings.warehouse_path),
@@ -96,6 +107,7 @@ def build_definitions(
             "models": ModelStore(model_dir=str(settings.model_dir)),
             "plots": PlotFolder(plots_dir=str(settings.data_dir / "plots")),
             "segmentation": segmentation or SegmentationConfig(),
+            "drift": drift or DriftConfig(),
             "playbook": PlaybookFile(path=str(settings.playbook_path)),
             "exports_folders": ExportFolders(
                 export_dir=str(settings.export_dir or settings.data_dir / "exports"),

@@ -156,6 +156,23 @@ class Warehouse(DuckDBResource):
             finally:
                 conn.close()
 
+    @contextmanager
+    def read_only_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection that waits for nobody, closed on exit (for sensors, which
+        must not hold up a run).
+
+        It takes no warehouse lock: DuckDB lets readers share the file only while no process
+        writes it, so while a run writes, opening fails at once with ``duckdb.IOException``
+        ("Could not set lock"); the caller tries again later (a sensor skips its tick). No
+        ``pseudonymize`` macro: a reader has no use for the key.
+        """
+        conn = duckdb.connect(self.database, read_only=True, config=dict(self.connection_config))
+        try:
+            conn.execute("SET TimeZone = 'UTC'")
+            yield conn
+        finally:
+            conn.close()
+
     def _register_functions(self, conn: duckdb.DuckDBPyConnection) -> None:
         """Define ``pseudonymize(text)``: HMAC-SHA256 (RFC 2104) in plain SQL, hex-encoded.
         (The other macro every connection has, ``utc_timestamp``, is the SQL file

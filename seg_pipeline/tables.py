@@ -46,7 +46,7 @@ from seg_pipeline.resources import (
 )
 
 Frame = pl.DataFrame | duckdb.DuckDBPyRelation
-Compute = Callable[..., Frame]
+Compute = Callable[..., Frame | None]
 Summarize = Callable[..., Mapping[str, Any]]
 
 
@@ -70,7 +70,9 @@ class DailyTable:
         ``sql/<sql>.sql`` selects the rows of day ``$as_of_date`` (and any field of the
         ``config`` by name). Exactly one of ``sql`` and ``compute`` is given.
     compute
-        ``compute(conn, day, settings, **resources)`` returns the rows of ``day``. ``settings``
+        ``compute(conn, day, settings, **resources)`` returns the rows of ``day``, or ``None``
+        when the day has nothing to hold yet (e.g. no model before the minimum history):
+        the day's partition is emptied and the table is not created for it. ``settings``
         is the run config (an instance of ``config``) or ``None``; of the Dagster resources
         named in ``resources`` it gets those its signature names, by keyword. It may read
         tables (its deps and earlier partitions of its own table) and, when a model is
@@ -137,8 +139,8 @@ class DailyTable:
         day: date,
         settings: Config | None = None,
         **resources: Any,
-    ) -> Frame:
-        """The rows of ``day``, computed but not written."""
+    ) -> Frame | None:
+        """The rows of ``day``, computed but not written (``None``: nothing that day)."""
         if self.compute is not None:
             return self.compute(conn, day, settings, **_named(self.compute, resources))
         sql = read_sql(self.sql or "")
@@ -160,14 +162,20 @@ def write_day(
     day: date,
     settings: Config | None = None,
     **resources: Any,
-) -> Frame:
-    """Replace partition ``day`` of ``table`` with its computed rows; returns the rows.
+) -> Frame | None:
+    """Replace partition ``day`` of ``table`` with its computed rows; returns the rows
+    (``None``: the compute had nothing for the day, whose partition is emptied).
 
     Runs inside the caller's transaction (:func:`seg_pipeline.resources.transaction`).
     """
     if table.create_sql:
         conn.execute(read_sql(table.create_sql))
     rows = table.rows(conn, day, settings, **resources)
+    if rows is None:
+        if table_exists(conn, table.name):
+            column = table.partition_column
+            conn.execute(f"DELETE FROM {table.name} WHERE {column} = $day", {"day": day})
+        return None
     write_frame(conn, table.name, rows, table.partition_column, day)
     return rows
 
@@ -236,12 +244,24 @@ def daily_tables_asset(
         start, end = window_dates(context)
         results = []
         with warehouse.connection() as conn, transaction(conn):
-            last: dict[str, Frame] = {}
+            last: dict[str, Frame | None] = {}
             for day in days_between(start, end):
                 for table in tables:
                     given = settings if table.config else None
                     last[table.name] = write_day(conn, table, day, given, **resources)
             for table in tables:
+                if not table_exists(conn, table.name):  # nothing on any day so far
+                    meta = {
+                        "dagster/row_count": 0,
+                        "dagster/table_name": table.name,
+                        "partition_window": f"{start.isoformat()}..{end.isoformat()}",
+                    }
+                    if table.summarize is not None:
+                        given = settings if table.config else None
+                        extra = _named(table.summarize, resources)
+                        meta.update(table.summarize(conn, start, end, None, given, **extra))
+                    results.append(meta)
+                    continue
                 _prune(conn, table)
                 meta = window_metadata(
                     conn,

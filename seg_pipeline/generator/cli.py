@@ -9,7 +9,7 @@ import argparse
 from datetime import date
 from pathlib import Path
 
-from seg_pipeline.generator.config import GeneratorConfig
+from seg_pipeline.generator.config import SHIFT_KINDS, GeneratorConfig
 from seg_pipeline.generator.core import generate
 
 
@@ -52,6 +52,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="first day whose files are written (the simulation still starts at --start)",
     )
+    p.add_argument(
+        "--shift-date",
+        type=_date,
+        default=None,
+        help="day from which the world shifts (data drift; off unless given)",
+    )
+    p.add_argument(
+        "--shift-kind",
+        choices=SHIFT_KINDS,
+        default="session_rate",
+        help="what shifts: a behaviour scaled by --shift-factor, or the persona mix",
+    )
+    p.add_argument(
+        "--shift-factor", type=float, default=2.0, help="multiplier of the behaviour shifted"
+    )
     return p
 
 
@@ -82,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         holdout_share=args.holdout_share,
         activation_feed_dir=args.activation_feed,
         write_from=args.write_from,
+        shift_date=args.shift_date,
+        shift_kind=args.shift_kind,
+        shift_factor=args.shift_factor,
     )
     try:
         summary = generate(config)

@@ -6,6 +6,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+# What a shift changes from ``shift_date`` on (GeneratorConfig.shift_kind): a behaviour of every
+# customer, scaled by ``shift_factor`` (the per-customer parameter it multiplies in brackets),
+# or the persona mix of the customer base.
+SHIFT_BEHAVIOURS: dict[str, str] = {
+    "order_rate": "lam",  # organic orders per day (0.5: order frequency halves)
+    "session_rate": "sess_rate",  # web sessions per day
+    "spend": "spend_mean",  # mean order value
+}
+SHIFT_KINDS: tuple[str, ...] = (*SHIFT_BEHAVIOURS, "persona_mix")
+
 
 @dataclass(frozen=True)
 class GeneratorConfig:
@@ -42,6 +52,22 @@ class GeneratorConfig:
     write_from
         Optional first day whose landing files are written; the simulation still starts on
         ``start_date``, so the files written are those of a full run.
+    shift_date
+        Optional day from which the world changes (data drift, to exercise the pipeline's
+        drift monitoring); ``None`` (the default) changes nothing and draws nothing.
+    shift_kind
+        What changes (:data:`SHIFT_KINDS`): ``order_rate``, ``session_rate`` or ``spend``
+        multiply that behaviour of every customer (existing ones from ``shift_date``,
+        sign-ups from that day on) by ``shift_factor``; ``persona_mix`` turns a share
+        ``shift_share`` of the existing customers, picked by a seeded draw of its own, into
+        ``shift_persona`` customers (their behaviour redrawn from that persona; the truth
+        folder records the new persona).
+    shift_factor
+        Multiplier of the behaviour shifted (e.g. 0.5: order frequency halves).
+    shift_persona
+        The persona a ``persona_mix`` shift turns customers into.
+    shift_share
+        Share of the existing customers a ``persona_mix`` shift changes.
     """
 
     landing_dir: Path
@@ -56,6 +82,11 @@ class GeneratorConfig:
     holdout_share: float = 0.2
     activation_feed_dir: Path | None = None
     write_from: date | None = None
+    shift_date: date | None = None
+    shift_kind: str = "session_rate"
+    shift_factor: float = 2.0
+    shift_persona: str = "bargain_hunter"
+    shift_share: float = 0.3
 
     def validate(self) -> None:
         """Raise ``ValueError`` for inconsistent settings."""
@@ -73,6 +104,15 @@ class GeneratorConfig:
             raise ValueError("holdout_share must be at least 0 and below 1")
         if self.web_events_per_day is not None and self.web_events_per_day < 0:
             raise ValueError("web_events_per_day must be non-negative")
+        if self.shift_date is not None:
+            if not self.start_date < self.shift_date <= self.end_date:
+                raise ValueError("shift_date must lie after start_date, up to end_date")
+            if self.shift_kind not in SHIFT_KINDS:
+                raise ValueError(f"shift_kind must be one of {SHIFT_KINDS}")
+            if self.shift_factor <= 0:
+                raise ValueError("shift_factor must be positive")
+            if not 0.0 < self.shift_share <= 1.0:
+                raise ValueError("shift_share must be above 0 and at most 1")
         landing = Path(self.landing_dir).resolve()
         truth = Path(self.truth_dir).resolve()
         if truth == landing or landing in truth.parents:

@@ -43,7 +43,7 @@ from seg_pipeline.generator.catalogue import (
     local_times_ms,
     offset_table,
 )
-from seg_pipeline.generator.config import GenerationSummary, GeneratorConfig
+from seg_pipeline.generator.config import SHIFT_BEHAVIOURS, GenerationSummary, GeneratorConfig
 from seg_pipeline.generator.ids import (
     customer_ids,
     day_ms,
@@ -76,6 +76,7 @@ from seg_pipeline.sources import (
 S_INIT, S_SIGNUP, S_CRM, S_CAMPAIGN, S_ORDERS, S_WEB, S_REVIEWS, S_MESS = range(1, 9)
 S_HOLDOUT = 9  # control groups of the generated campaigns (key: day, campaign number)
 S_FEED = 10  # sends of the activation feed (key: day, file, campaign)
+S_SHIFT = 11  # the customers a persona-mix shift changes (key: the shift day)
 CHUNK_ROWS = 500_000
 ANON_SHARE = 0.3  # share of web sessions by anonymous visitors
 SIGNUP_RATE = 0.002  # new customers per existing customer and day
@@ -146,6 +147,10 @@ class World:
         self.pending: dict[str, dict[int, list[pl.DataFrame]]] = {s.name: {} for s in SOURCES}
         self.url_pool, self.url_product0, self.url_cat0, self.url_search0 = self._url_pool()
         self.product_pool = pl.concat([catalogue.product_ids, pl.Series([None], dtype=pl.String)])
+        # the day index of the shift (None: no shift)
+        self.shift_day = (
+            None if config.shift_date is None else (config.shift_date - config.start_date).days
+        )
 
     # ------------------------------------------------------------------ customers
     @property
@@ -209,6 +214,12 @@ class World:
             "n_reviews": np.zeros(n, dtype=np.int32),
             **p,
         }
+        behaviour = SHIFT_BEHAVIOURS.get(self.cfg.shift_kind)
+        if self.shift_day is not None and behaviour is not None:
+            shifted = signup_day >= self.shift_day
+            new[behaviour] = np.where(
+                shifted, new[behaviour] * self.cfg.shift_factor, new[behaviour]
+            )
         if not self.c:
             self.c = new
         else:
@@ -272,6 +283,8 @@ class World:
         base_ms = day_ms(day)
         offsets = offset_table(day)
         out: dict[str, Any] = {}
+        if d == self.shift_day:
+            self._shift(d)
 
         # sign-ups and CRM changes
         crm_parts: list[pl.DataFrame] = []
@@ -328,6 +341,27 @@ class World:
         out["reviews"] = [self._reviews(d, day, base_ms, offsets, orders, purchase)]
         out["web_sessions"] = self._sessions(d, base_ms, offsets, purchase)
         return out
+
+    def _shift(self, d: int) -> None:
+        """The configured shift, applied to the existing customers on the shift day ``d``
+        (sign-ups from that day on get a behaviour shift when they are drawn)."""
+        cfg, c = self.cfg, self.c
+        behaviour = SHIFT_BEHAVIOURS.get(cfg.shift_kind)
+        if behaviour is not None:
+            c[behaviour] = c[behaviour] * cfg.shift_factor
+            return
+        # persona_mix: a seeded share of the existing customers becomes shift_persona
+        rng = _rng(self.seed, d, S_SHIFT)
+        names = [s.name for s in self.specs]
+        if cfg.shift_persona not in names:
+            raise ValueError(f"unknown shift_persona {cfg.shift_persona!r}; one of {names}")
+        target = names.index(cfg.shift_persona)
+        idx = np.nonzero(rng.random(self.n) < cfg.shift_share)[0]
+        params = draw_customer_params(rng, np.full(idx.size, target), self.specs)
+        params.pop("age")  # a customer's age and identity stay theirs
+        for key, values in params.items():
+            c[key][idx] = values
+        c["persona"][idx] = target
 
     def _crm_changes(
         self, d: int, base_ms: int, offsets: np.ndarray, new_idx: np.ndarray, n_before: int

@@ -17,7 +17,14 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 WAREHOUSE_RUN_TAG = {"seg/warehouse": "duckdb"}
 DAILY_JOB_NAME = "daily_pipeline"
 DAILY_SELECTION = AssetSelection.groups(
-    "raw", "staging", "privacy", "features", "segmentation", "predictive", "activation"
+    "raw",
+    "staging",
+    "privacy",
+    "features",
+    "segmentation",
+    "predictive",
+    "activation",
+    "monitoring",
 )
 REFIT_JOB_NAME = "refit_segmentation"
 SET_CHAMPION_JOB_NAME = "set_champion"
@@ -37,7 +44,9 @@ def build_daily_job() -> UnresolvedAssetJobDefinition:
 
 
 def build_refit_segmentation_job() -> UnresolvedAssetJobDefinition:
-    """Refit the segmentation model for the chosen day(s) now, then re-assign and re-profile.
+    """Refit the segmentation model for the chosen day(s) now, then re-assign and re-profile,
+    and measure the drift again (the new model against its own fit day: none), so that
+    ``drift_retraining_sensor`` sees the refit in ``model_drift``.
 
     Launch it from the UI (pick the partition) or the CLI:
     ``dg launch --job refit_segmentation --partition 2026-01-31``.
@@ -45,11 +54,18 @@ def build_refit_segmentation_job() -> UnresolvedAssetJobDefinition:
     return define_asset_job(
         name=REFIT_JOB_NAME,
         selection=AssetSelection.assets(
-            "segmentation_model", "customer_segments", "segment_migrations", "segment_profiles"
+            "segmentation_model",
+            "customer_segments",
+            "segment_migrations",
+            "segment_profiles",
+            "model_drift",
         ),
         tags=WAREHOUSE_RUN_TAG,
         config={"ops": {"segmentation_model": {"config": {"force_refit": True}}}},
-        description="Refit the segmentation model on request (not waiting for its age limit).",
+        description=(
+            "Refit the segmentation model on request (not waiting for its age limit), by hand "
+            "or by drift_retraining_sensor when the model's features drifted."
+        ),
     )
 
 

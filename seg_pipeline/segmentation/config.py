@@ -60,6 +60,10 @@ DEFAULT_LOG_FEATURES: tuple[str, ...] = (
     "count_reviews",
 )
 
+# Settings that decide when a model is fitted, not how: left out of a model's fingerprint, so
+# changing them does not refit the model in force.
+SCHEDULING_FIELDS: frozenset[str] = frozenset({"min_history_days"})
+
 # Nulls mean "no denominator" (no order, no send, no review): counts and shares of nothing are
 # 0, per-order and per-send averages take the median (the customer is not known to differ),
 # recency without an order is the whole observed time.
@@ -101,6 +105,16 @@ class SegmentationConfig(ConfigurableResource):
     max_fit_rows: int = Field(default=200_000, description="training rows (sampled)")
     score_sample: int = Field(default=5_000, description="rows each K's silhouette is scored on")
     max_model_age_days: int = Field(default=7, description="refit when the model is older")
+    min_history_days: int = Field(
+        default=14,
+        ge=0,
+        description=(
+            "days of customer_features history before the first model is fitted (counted from "
+            "the first partition): a model fitted on a few days' counts describes the start of "
+            "the data, not the customers, and its segments would be thrown away by the next "
+            "refits; days before have no model and no segments"
+        ),
+    )
     ward_sample: int = Field(
         default=5_000, description="rows the Ward hierarchy is built on (others: nearest centre)"
     )

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from seg_pipeline.metadata import PlotFolder, markdown_table
 from seg_pipeline.models.store import ModelStore
-from seg_pipeline.resources import query_frame, read_sql
+from seg_pipeline.resources import query_frame, read_sql, table_exists
 from seg_pipeline.segmentation.config import SegmentationConfig
 from seg_pipeline.tables import row_of_day
 
@@ -64,6 +64,27 @@ def _model_of_day(conn: duckdb.DuckDBPyConnection, models: ModelStore, day: date
     return load_model(conn, models, row_of_day(conn, "segmentation_model", day)["model_version"])
 
 
+def has_model(conn: duckdb.DuckDBPyConnection, day: date) -> bool:
+    """Whether a segmentation model is in force on ``day`` (none before the minimum history).
+
+    Raises
+    ------
+    LookupError
+        When segmentation_model was not materialized for ``day``.
+    """
+    if table_exists(conn, "segmentation_model"):
+        rows = query_frame(conn, read_sql("segmentation/model_days"), {"as_of_date": day})
+        if rows["days"][0] > 0:
+            return rows["models"][0] > 0
+    raise LookupError(f"segmentation_model has no partition {day}: materialize it first")
+
+
+NO_MODEL_YET = (
+    "no segmentation model before {first} (min_history_days {days} after the first "
+    "customer_features day): no segments yet"
+)
+
+
 def segmentation_model_rows(
     conn: duckdb.DuckDBPyConnection,
     day: date,
@@ -76,6 +97,18 @@ def segmentation_model_rows(
     from seg_pipeline.segmentation import model as sm
 
     current = sm.model_in_force(conn, models, day)
+    if current is None:
+        first = sm.first_model_day(conn, segmentation)
+        if first is None or day < first:
+            # a young history: the day's partition holds a row without a model
+            get_dagster_logger().info(
+                f"segmentation_model {day}: "
+                + NO_MODEL_YET.format(first=first, days=segmentation.min_history_days)
+            )
+            return pl.DataFrame(
+                [{"as_of_date": day, "model_age_days": None, "refitted": False}],
+                schema=MODEL_DAY_SCHEMA,
+            )
     reason = sm.refit_reason(current, day, segmentation, settings.force_refit)
     if reason is not None:
         training, window_start = sm.training_rows(conn, day, segmentation)
@@ -122,7 +155,11 @@ def summarize_model(
     """Metadata: the model in force on the run's last day (K scores, segments, how they
     continued the previous model's), with its K-selection curves and dendrogram."""
     from seg_pipeline.segmentation import plots as draw
+    from seg_pipeline.segmentation.model import first_model_day
 
+    if not has_model(conn, end):
+        first = first_model_day(conn, segmentation)
+        return {"model": NO_MODEL_YET.format(first=first, days=segmentation.min_history_days)}
     model = _model_of_day(conn, models, end)
     refits = query_frame(
         conn,
@@ -205,11 +242,30 @@ def assign_segments(
 def customer_segments_rows(
     conn: duckdb.DuckDBPyConnection, day: date, settings: None, models: ModelStore
 ) -> pl.DataFrame:
-    """Every customer's segment on ``day`` from the model in force that day."""
+    """Every customer's segment on ``day`` from the model in force that day (no rows before
+    the first model)."""
     from seg_pipeline.segmentation.model import features_of_day
 
+    if not has_model(conn, day):
+        return no_segments(conn, day)
     model = _model_of_day(conn, models, day)
     return assign_segments(conn, model, features_of_day(conn, day), day)
+
+
+def no_segments(conn: duckdb.DuckDBPyConnection, day: date) -> pl.DataFrame:
+    """customer_segments' columns without rows (a day before the first model)."""
+    rfm = query_frame(conn, read_sql("segmentation/customer_rfm"), {"as_of_date": day}).head(0)
+    base = pl.DataFrame(
+        schema={
+            "as_of_date": pl.Date,
+            "customer_id": rfm.schema["customer_id"],
+            "segment_id": pl.Int64,
+            "segment_name": pl.String,
+            "distance_to_centre": pl.Float64,
+            "model_version": pl.String,
+        }
+    )
+    return base.join(rfm.drop("as_of_date"), on="customer_id", how="left")
 
 
 def segments_of_day(conn: duckdb.DuckDBPyConnection, day: date) -> pl.DataFrame:
@@ -229,6 +285,8 @@ def summarize_segments(
     were against the day before (ARI, share keeping its id)."""
     from seg_pipeline.segmentation.identity import stability
 
+    if last is None or last.is_empty():
+        return {"segments": f"none on {end}: no segmentation model in force yet"}
     sizes = (
         last.group_by("segment_id", "segment_name")
         .agg(pl.len().alias("customers"))
@@ -323,10 +381,12 @@ def share_markdown(
 
 def segment_profiles_rows(
     conn: duckdb.DuckDBPyConnection, day: date, settings: None, models: ModelStore
-) -> pl.DataFrame:
-    """The profile of every segment on ``day``."""
+) -> pl.DataFrame | None:
+    """The profile of every segment on ``day`` (``None`` before the first model)."""
     from seg_pipeline.segmentation.model import features_of_day
 
+    if not has_model(conn, day):
+        return None
     model = _model_of_day(conn, models, day)
     return profile_day(features_of_day(conn, day), segments_of_day(conn, day), model, day)
 
@@ -346,6 +406,8 @@ def summarize_profiles(
     from seg_pipeline.segmentation import plots as draw
     from seg_pipeline.segmentation.profiles import PROFILE_ATTRIBUTES, PROFILE_FEATURES
 
+    if last is None or last.is_empty():
+        return {"segments": f"none on {end}: no segmentation model in force yet"}
     model = _model_of_day(conn, models, end)
     table = last.select("segment_id", "segment_name", "n_customers", "share", "rules")
     meta: dict[str, Any] = {

@@ -25,7 +25,7 @@ from sklearn.pipeline import Pipeline
 from seg_pipeline.models.store import ModelStore, fingerprint
 from seg_pipeline.resources import query_frame, read_sql, registered
 from seg_pipeline.segmentation.algorithms import SegmenterFit, fit_segmenter
-from seg_pipeline.segmentation.config import SegmentationConfig
+from seg_pipeline.segmentation.config import SCHEDULING_FIELDS, SegmentationConfig
 from seg_pipeline.segmentation.estimators import (
     DensitySegmenter,
     GMMSegmenter,
@@ -50,8 +50,9 @@ ESTIMATORS: dict[str, type[BaseEstimator]] = {
 
 
 def config_fingerprint(config: SegmentationConfig) -> str:
-    """Short stable hash of every setting (a changed setting means a different model)."""
-    return fingerprint(config.model_dump())
+    """Short stable hash of every setting of the fit (a changed setting means a different
+    model); settings of when to fit (:data:`SCHEDULING_FIELDS`) are left out."""
+    return fingerprint(config.model_dump(exclude=set(SCHEDULING_FIELDS)))
 
 
 def estimator_state(estimator: BaseEstimator) -> dict[str, Any]:
@@ -357,6 +358,19 @@ def next_segment_id(conn: duckdb.DuckDBPyConnection, models: ModelStore) -> int:
         int(k) for version in models.versions(conn, KIND) for k in version.details["segment_names"]
     ]
     return max(used, default=0) + 1
+
+
+def history_start(conn: duckdb.DuckDBPyConnection) -> date | None:
+    """The first day of customer_features (``None`` before any)."""
+    rows = query_frame(conn, read_sql("segmentation/history_start"), {})
+    return rows["first_day"][0] if rows.height else None
+
+
+def first_model_day(conn: duckdb.DuckDBPyConnection, config: SegmentationConfig) -> date | None:
+    """The first day a model may be fitted: ``min_history_days`` after the first day of
+    customer_features (``None`` before any)."""
+    first = history_start(conn)
+    return None if first is None else first + timedelta(days=config.min_history_days)
 
 
 def refit_reason(

@@ -34,6 +34,7 @@ EXPECTED_ASSETS = {
     "customer_segments",
     "segment_migrations",
     "segment_profiles",
+    "model_drift",
     "predictive_models",
     "customer_scores",
     "recommendations",
@@ -69,6 +70,7 @@ def test_every_asset_is_described_owned_and_backfills_in_one_run() -> None:
             "segmentation",
             "predictive",
             "activation",
+            "monitoring",
         }, key
         assert node.description and len(node.description) > 40, key
         assert "duckdb" in node.kinds, key

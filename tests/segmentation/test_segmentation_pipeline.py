@@ -44,10 +44,22 @@ def test_every_customer_has_one_segment_every_day(loaded_settings: Settings) -> 
         "GROUP BY ALL ORDER BY 1",
     )
     assert counts.height == (MONTH_END - MONTH_START).days + 1
+    # no model, hence no segments, before the minimum history
+    first_model = MONTH_START + timedelta(days=SegmentationConfig().min_history_days)
+    early = counts.filter(pl.col("as_of_date") < first_model)
+    assert early.height == 14 and (early["segmented"] == 0).all()
+    counts = counts.filter(pl.col("as_of_date") >= first_model)
     assert (counts["features"] == counts["segmented"]).all()
     assert (counts["segmented"] == counts["distinct_segmented"]).all()
     rows = _read(loaded_settings, "SELECT count(*) AS n FROM customer_segments")["n"][0]
     assert rows == counts["features"].sum()  # no duplicates, no strays
+    first = _read(
+        loaded_settings,
+        "SELECT min(segment_id) AS lo, max(segment_id) AS hi, count(DISTINCT segment_id) AS k "
+        "FROM customer_segments WHERE as_of_date = ?",
+        [first_model],
+    ).row(0, named=True)
+    assert (first["lo"], first["hi"]) == (1, first["k"])  # the first model's ids are 1..k
 
 
 def test_default_model_recovers_the_planted_personas(loaded_settings: Settings, month) -> None:
@@ -86,8 +98,9 @@ def test_the_model_is_refitted_by_age_not_every_day(loaded_settings: Settings) -
     days = _read(loaded_settings, "SELECT * FROM segmentation_model ORDER BY as_of_date")
     assert days.height == 31
     refits = days.filter(pl.col("refitted"))
+    # the first model after the minimum history (14 days), then one a week
     assert refits["as_of_date"].to_list() == [
-        MONTH_START + timedelta(days=d) for d in range(0, 31, 7)
+        MONTH_START + timedelta(days=d) for d in range(14, 31, 7)
     ]
     assert refits["refit_reason"][0] == "no model yet"
     assert (days["model_age_days"] < 7).all()
