@@ -99,7 +99,7 @@ def test_two_concurrent_cli_backfills_of_the_whole_graph_run_one_after_the_other
     assert _days(settings.warehouse_path, "stg_orders") == expected
     # (no segmentation model before min_history_days: the first days have features, not
     # segments)
-    for table in ("customer_features", "segmentation_model", "model_drift"):
+    for table in ("customer_features", "segmentation_model"):
         assert _days(settings.warehouse_path, table, "as_of_date") == expected, table
 
 
