@@ -38,7 +38,6 @@ from seg_pipeline.privacy.files import OwnedFiles
 from seg_pipeline.privacy.retention import purge_expired
 from seg_pipeline.privacy.vault import Vault
 from seg_pipeline.resources import LandingZone, Warehouse
-from seg_pipeline.segmentation.model import erase_training_rows
 
 ERASURE_JOB_NAME = "erasure"
 RETENTION_JOB_NAME = "retention"
@@ -81,6 +80,9 @@ def build_erasure_job(tables: Sequence[str], files: OwnedFiles | None = None) ->
         vault: Vault,
         models: ModelStore,
     ) -> None:
+        # here, not at module level: loading the definitions must not import scikit-learn
+        from seg_pipeline.segmentation.model import erase_training_rows
+
         with warehouse.connection() as conn, vault.attached(conn) as sealed:
             report = erase_customers(
                 conn,
