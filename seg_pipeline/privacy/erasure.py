@@ -71,6 +71,12 @@ IDENTIFIER_COLUMNS: dict[str, str] = {
 }
 # Columns holding a delivered record as text: rows that mention an identifier go.
 RECORD_COLUMNS: tuple[str, ...] = ("raw_record",)
+# Kinds whose values are unique only within their own column: a web session id is a 64-bit
+# value, as are event and anonymous visitor ids, and the same value may stand for another
+# person's event or device (the generator's ids collide across kinds: seen at 5,000
+# customers). Such values are looked for in their own column, and in delivered text only as
+# that column's JSON pair (web events are JSON lines); every other value anywhere.
+SCOPED_KINDS: tuple[str, ...] = ("session_id",)
 LEDGER_TABLES: tuple[str, ...] = ("erased_customers", "erasure_requests")
 # Removes customers' rows from model artifacts: (conn, customer ids) -> (rows removed per model
 # version, replaced artifact files to delete after the commit).
@@ -176,12 +182,30 @@ def _token_pattern(values: Iterable[str]) -> str:
     return rf"(?:^|[^0-9A-Za-z_])(?:{alternatives})(?:[^0-9A-Za-z_]|$)"
 
 
+def search_values(identifiers: pl.DataFrame) -> list[str]:
+    """The texts to look for in delivered records and files: every identifier as it is, but
+    those of :data:`SCOPED_KINDS` only as their JSON pair (``"session_id":"…"``, with or
+    without a space)."""
+    found = []
+    for kind, value in identifiers.select("kind", "value").iter_rows():
+        if kind in SCOPED_KINDS:
+            found += [f'"{kind}":"{value}"', f'"{kind}": "{value}"']
+        else:
+            found.append(value)
+    return found
+
+
+def _unscoped(identifiers: pl.DataFrame) -> list[str]:
+    return identifiers.filter(~pl.col("kind").is_in(SCOPED_KINDS))["value"].to_list()
+
+
 def delete_rows(
     conn: duckdb.DuckDBPyConnection, tables: Sequence[str], identifiers: pl.DataFrame
 ) -> dict[str, int]:
     """Delete from each of ``tables`` (those that exist) the rows whose identifier columns hold
-    one of ``identifiers`` or whose record columns mention one; rows deleted per table."""
-    pattern = _token_pattern(identifiers["value"].to_list())
+    one of ``identifiers`` or whose record columns mention one (:func:`search_values`); rows
+    deleted per table."""
+    pattern = _token_pattern(search_values(identifiers))
     deleted: dict[str, int] = {}
     with registered(conn, "_erase_values", identifiers):
         for table in tables:
@@ -214,11 +238,17 @@ def find_identifiers(
     conn: duckdb.DuckDBPyConnection, identifiers: pl.DataFrame
 ) -> list[tuple[str, str, int]]:
     """(table, column, rows) wherever a text value of any table of the warehouse (ledger
-    tables excepted) equals or contains one of ``identifiers`` as a token."""
-    values = identifiers["value"].to_list()
-    if not values:
+    tables excepted) equals or contains one of ``identifiers`` as a token: the values of
+    :data:`SCOPED_KINDS` in their own column and in record columns (as their JSON pair), the
+    others in every column."""
+    if identifiers.is_empty():
         return []
-    pattern = _token_pattern(values)
+    unscoped = _unscoped(identifiers)
+    everywhere = _token_pattern(unscoped) if unscoped else None
+    patterns = {
+        **dict.fromkeys(SCOPED_KINDS, _token_pattern(identifiers["value"].to_list())),
+        **dict.fromkeys(RECORD_COLUMNS, _token_pattern(search_values(identifiers))),
+    }
     catalogue = conn.execute(
         "SELECT table_schema, table_name, column_name, data_type "
         "FROM information_schema.columns "
@@ -227,7 +257,8 @@ def find_identifiers(
     ).fetchall()
     found = []
     for schema, table, column, data_type in catalogue:
-        if table in LEDGER_TABLES or _NOT_TEXT.match(str(data_type)):
+        pattern = patterns.get(column, everywhere)
+        if table in LEDGER_TABLES or _NOT_TEXT.match(str(data_type)) or pattern is None:
             continue
         name = table if schema == "main" else f"{schema}.{table}"
         (count,) = conn.execute(
@@ -286,7 +317,7 @@ def erase_customers(
         identifiers = pl.concat([identifiers, _clear_contacts(vault, ids)])
         rows["vault.data_keys"] = vault.destroy_data_keys(ids)
         rows["vault.records"] = vault.delete_customer_records(ids)
-    values = identifiers["value"].to_list()
+    values = search_values(identifiers)
     stale: list[Path] = []
     with transaction(conn):
         if purge_models is not None:
